@@ -1,0 +1,38 @@
+"""Stage membership of one participant of a live stream.
+
+Rules of this file:
+* A viewer raises a hand (and may lower it); the host promotes a viewer, hand raised or
+  not, onto the stage; there is no cap on how many stand there.
+* The host demotes an on-stage co-publisher; a co-publisher may step down by itself.
+* The host is always on stage: no rule leaves ``HOST``.
+* On stage (and as host) a participant publishes microphone and camera.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from stream_core.machines.table import Actor, Rule, Table
+
+__all__ = ["StageState", "STAGE_RULES", "STAGE_TABLE", "STAGE_PUBLISH"]
+
+
+class StageState(enum.Enum):
+    VIEWER = "viewer"
+    HAND_RAISED = "hand_raised"
+    ON_STAGE = "on_stage"
+    HOST = "host"
+
+
+STAGE_RULES: tuple[Rule[StageState], ...] = (
+    Rule("raise_hand", (StageState.VIEWER,), StageState.HAND_RAISED, Actor.SELF),
+    Rule("lower_hand", (StageState.HAND_RAISED,), StageState.VIEWER, Actor.SELF),
+    Rule("promote", (StageState.VIEWER, StageState.HAND_RAISED), StageState.ON_STAGE, Actor.HOST),
+    Rule("demote", (StageState.ON_STAGE,), StageState.VIEWER, Actor.HOST),
+    Rule("step_down", (StageState.ON_STAGE,), StageState.VIEWER, Actor.SELF),
+)
+
+STAGE_TABLE = Table("stage", StageState, StageState.VIEWER, STAGE_RULES)
+
+_AV = frozenset({"microphone", "camera"})
+STAGE_PUBLISH: dict[StageState, frozenset[str]] = {StageState.ON_STAGE: _AV, StageState.HOST: _AV}

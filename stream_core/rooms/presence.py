@@ -1,0 +1,75 @@
+"""Who is in a room, who owns it and who is banned: the part every room type shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stream_core.errors import UTDStreamException
+from stream_core.machines.table import Actor
+
+__all__ = ["Presence", "check_identity", "MAX_IDENTITY_LENGTH"]
+
+MAX_IDENTITY_LENGTH = 128
+
+
+def check_identity(identity: object, field_name: str = "identity") -> str:
+    """Validate an identity string; raise 422 naming ``field_name`` otherwise."""
+    if not isinstance(identity, str) or not identity.strip():
+        raise UTDStreamException.invalid(f"{field_name} must be a non-empty string",
+                                         field=field_name)
+    if len(identity) > MAX_IDENTITY_LENGTH or any(ord(c) < 32 for c in identity):
+        raise UTDStreamException.invalid(
+            f"{field_name} must be at most {MAX_IDENTITY_LENGTH} printable characters",
+            field=field_name,
+        )
+    return identity
+
+
+@dataclass
+class Presence:
+    """Host, present participants (with display names) and bans of one room."""
+
+    room_name: str
+    host: str | None = None
+    present: dict[str, str | None] = field(default_factory=dict)
+    banned: set[str] = field(default_factory=set)
+
+    def join(self, identity: str, *, as_host: bool = False, name: str | None = None) -> None:
+        check_identity(identity)
+        if identity in self.banned:
+            raise UTDStreamException.banned()
+        if as_host:
+            if self.host is not None and self.host != identity:
+                raise UTDStreamException.forbidden(
+                    f"room {self.room_name!r} already has a host"
+                )
+            self.host = identity
+        self.present[identity] = name
+
+    def require_present(self, identity: str) -> None:
+        check_identity(identity)
+        if identity not in self.present:
+            raise UTDStreamException.not_found(f"{identity!r} is not in room {self.room_name!r}")
+
+    def require_host(self, actor: str) -> None:
+        if actor != self.host:
+            raise UTDStreamException.forbidden("only the host may do this")
+
+    def actors(self, actor: str | None, subject: str) -> set[Actor]:
+        """The roles ``actor`` holds towards ``subject`` (``None`` is the engine itself)."""
+        if actor is None:
+            return {Actor.SYSTEM, Actor.HOST, Actor.SELF}
+        held = set()
+        if actor == subject:
+            held.add(Actor.SELF)
+        if actor == self.host:
+            held.add(Actor.HOST)
+        return held
+
+    def ban(self, actor: str, identity: str) -> None:
+        self.require_host(actor)
+        check_identity(identity)
+        if identity == self.host:
+            raise UTDStreamException.illegal("the host cannot ban itself")
+        self.banned.add(identity)
+        self.present.pop(identity, None)

@@ -1,0 +1,234 @@
+"""``UTDSession``: the service layer shared by the four products.
+
+A session asks the engine (synchronous port, run in a worker thread so the event loop
+never blocks), feeds the answer to its mirror of the room's state, and makes the media
+follow: it publishes exactly what the engine's state grants this participant, and only
+after the media server itself reports the grant (waited for, with a timeout).
+
+The engine pushes every state change into the LiveKit room metadata (``RoomStateSchema``
+JSON with a growing ``version``), so sessions update without polling; answers to our own
+requests and pushes converge because a session applies only newer versions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from stream_core.errors import UTDStreamException
+from stream_core.events import MediaEvent
+from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDStreamType
+from stream_core.observable import EventStream, Observable
+from stream_core.ports import EnginePort, MediaPort
+from stream_core.sessions.room import UTDRoom
+from stream_core.wire import RoomStateSchema, load
+
+__all__ = ["UTDSession", "UTDLocalParticipant", "DEFAULT_GRANT_TIMEOUT"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_log = logging.getLogger(__name__)
+_STATE_SCHEMA = RoomStateSchema()
+_NOTHING: frozenset[str] = frozenset()
+
+#: How long a session waits for the media server to confirm a grant the engine made.
+DEFAULT_GRANT_TIMEOUT = 10.0
+
+@dataclass(frozen=True, slots=True)
+class UTDLocalParticipant:
+    """This participant as the media server sees it."""
+
+    identity: str
+    permissions: UTDPermissions
+    microphone_enabled: bool
+    camera_enabled: bool
+
+class UTDSession:
+    """Base of every session: media room, publish following, engine calls, lifecycle."""
+
+    def __init__(self, *, type: UTDStreamType, engine: EnginePort, media: MediaPort,
+                 identity: str, user_token: str | None, room_name: str | None,
+                 grant_timeout: float = DEFAULT_GRANT_TIMEOUT,
+                 adaptive_stream: bool = True, dynacast: bool = True) -> None:
+        self.type = type
+        self.identity = identity
+        self.room = UTDRoom(media, adaptive_stream=adaptive_stream, dynacast=dynacast)
+        self._engine_port = engine
+        self._user_token = user_token
+        self._room_name = room_name
+        self._grant_timeout = grant_timeout
+        self._applied: frozenset[str] = _NOTHING  # what we last made the media publish
+        self._publish_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._state_version = -1
+        self._disposed = False
+        self._unsubscribe_metadata = self.room.metadata.listen(self._on_metadata)
+
+    # -- the seed's headless state ---------------------------------------------------
+    @property
+    def connected(self) -> Observable[bool]:
+        return self.room.connected
+
+    @property
+    def can_publish(self) -> Observable[bool]:
+        return self.room.can_publish
+
+    @property
+    def remote_participants(self) -> Observable[tuple[UTDRemoteParticipant, ...]]:
+        return self.room.remote_participants
+
+    @property
+    def events(self) -> EventStream[MediaEvent]:
+        return self.room.events
+
+    @property
+    def local_participant(self) -> UTDLocalParticipant | None:
+        media = self.room.media
+        if not self.room.connected.value or media.identity is None:
+            return None
+        return UTDLocalParticipant(media.identity, media.permissions, media.microphone_enabled,
+                                   media.camera_enabled)
+
+    # -- media controls -------------------------------------------------------------
+    async def set_microphone(self, enabled: bool) -> None:
+        """Toggle the microphone; the media server refuses it without a grant (403)."""
+        await self.room.set_microphone(enabled)
+
+    async def set_camera(self, enabled: bool) -> None:
+        await self.room.set_camera(enabled)
+
+    async def send_data(self, data: bytes | bytearray | Sequence[int], *, reliable: bool = True,
+                        to: Sequence[str] | None = None, topic: str | None = None) -> None:
+        """Send bytes to everyone in the room, or only to the identities in ``to``."""
+        await self.room.send_data(data, reliable=reliable, destination_identities=to,
+                                  topic=topic)
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def leave(self) -> None:
+        """Leave the media room; the session object stays usable (e.g. to rejoin a call)."""
+        await self._drain_tasks()
+        async with self._publish_lock:
+            self._applied = _NOTHING
+        await self.room.disconnect()
+
+    async def dispose(self) -> None:
+        """Leave and release everything: no task, listener or iterator is left behind."""
+        if self._disposed:
+            return
+        self._disposed = True
+        try:
+            await self.leave()
+        finally:
+            self._unsubscribe_metadata()
+            self._close_observables()
+            self.room.close()
+
+    async def __aenter__(self) -> UTDSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.dispose()
+
+    # -- for subclasses -------------------------------------------------------------
+    async def _call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a synchronous engine call in a worker thread."""
+        self._require_live()
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    @property
+    def _bearer(self) -> str:
+        if self._user_token is None:
+            raise UTDStreamException.unauthenticated("call authenticate() first")
+        return self._user_token
+
+    def _wanted_sources(self) -> frozenset[str]:
+        """What this participant should publish now, per the mirrored engine state."""
+        return _NOTHING
+
+    def _apply_state(self, state: dict[str, Any]) -> bool:
+        """Apply an engine state push; return True if the grants may have changed.
+
+        Subclasses check ordering themselves (seat and stage pushes carry a ``version``
+        compared with :meth:`_accept_version`; call pushes are ordered by the call table).
+        """
+        return False
+
+    def _close_observables(self) -> None:
+        """Close the subclass's own observables."""
+
+    async def _follow_grants(self) -> None:
+        """Make the media publish what the state grants: enable new grants, drop revoked ones.
+
+        Edge-triggered on purpose: a source the app muted by hand stays muted until the
+        grant itself changes again.
+        """
+        async with self._publish_lock:
+            if not self.room.connected.value:
+                self._applied = _NOTHING
+                return
+            want = self._wanted_sources()
+            for source in sorted(self._applied - want):
+                await self._set_source(source, False)
+            for source in sorted(want - self._applied):
+                await self.room.permissions.wait_for(
+                    lambda p, s=source: p.allows(s), self._grant_timeout,  # type: ignore[misc]
+                    what=f"the media server to grant {source}")
+                await self._set_source(source, True)
+            self._applied = want
+
+    async def _set_source(self, source: str, enabled: bool) -> None:
+        setter = self.room.media.set_microphone if source == "microphone" else \
+            self.room.media.set_camera
+        await setter(enabled)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        """Run ``coro`` as a tracked task: awaited on leave, its failure logged, never lost."""
+        task = asyncio.get_running_loop().create_task(coro, name=f"utd:{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("%s failed: %s", task.get_name(), task.exception())
+
+    async def _drain_tasks(self) -> None:
+        """Finish our background work before leaving: grant-following is cancelled (it
+        would only wait for a grant that no longer matters), anything else is awaited."""
+        current = asyncio.current_task()
+        pending = [t for t in self._tasks if t is not current]
+        for task in pending:
+            if task.get_name() == "utd:follow-grants":
+                task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _require_live(self) -> None:
+        if self._disposed:
+            raise UTDStreamException("this session is disposed", code="disposed")
+
+    def _on_metadata(self, metadata: str) -> None:
+        if not metadata:
+            return
+        try:
+            state = load(_STATE_SCHEMA, json.loads(metadata))
+        except (ValueError, UTDStreamException) as exc:
+            _log.warning("ignoring room metadata that is not engine state: %s", exc)
+            return
+        if self._apply_state(state):
+            self._spawn(self._follow_grants(), "follow-grants")
+
+    def _accept_version(self, version: int) -> bool:
+        """True (and remembered) if ``version`` is newer than what we applied."""
+        if version <= self._state_version:
+            return False
+        self._state_version = version
+        return True
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.type.value} {self.identity!r} "
+                f"room={self._room_name!r} {self.room!r}>")

@@ -1,0 +1,157 @@
+"""``UTDCallSession``: a 1:1 audio or video call, caller or callee side.
+
+The call's status is mirrored with the core's call table (``CallLedger.follow``): engine
+answers and engine pushes (room metadata of the call room) move it forward, and a report
+the table cannot reach from the current status (a stale push) is ignored. When the call is
+over the session leaves the media room by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from stream_core.errors import ErrorCode, UTDStreamException
+from stream_core.machines.call import TERMINAL, UNANSWERED
+from stream_core.models import UTDCall, UTDCallStatus, UTDStreamType
+from stream_core.observable import Observable
+from stream_core.ports import EnginePort, MediaPort
+from stream_core.rooms.calls import CallLedger, call_publish_sources
+from stream_core.sessions.base import UTDSession
+
+__all__ = ["UTDCallSession"]
+
+_log = logging.getLogger(__name__)
+
+
+class UTDCallSession(UTDSession):
+    """One call at a time: ``start`` one (caller) or ``accept`` one (callee)."""
+
+    def __init__(self, *, type: UTDStreamType, engine: EnginePort, media: MediaPort,
+                 identity: str, user_token: str | None, ledger: CallLedger,
+                 **kwargs: Any) -> None:
+        if not type.is_call:
+            raise UTDStreamException.invalid("a call session needs audio_call or video_call",
+                                             field="type")
+        super().__init__(type=type, engine=engine, media=media, identity=identity,
+                         user_token=user_token, room_name=None, **kwargs)
+        self._ledger = ledger
+        self.status: Observable[UTDCallStatus | None] = Observable(None, name="status")
+        self.call_id: Observable[str | None] = Observable(None, name="call_id")
+        self.call: Observable[UTDCall | None] = Observable(None, name="call")
+
+    async def start(self, callee_identity: str, *, callee_name: str | None = None,
+                    metadata: dict[str, Any] | None = None) -> UTDCall:
+        """Caller: create the call (the engine rings the callee), join its room, publish."""
+        self._require_idle()
+        call = await self._call(self._engine_port.create_call, self._bearer,
+                                callee_identity=callee_identity, type=self.type,
+                                callee_name=callee_name, metadata=metadata)
+        self._follow(call)
+        await self._join(call)
+        return self.call.value or call
+
+    async def accept(self, call_id: str) -> UTDCall:
+        """Callee: accept the call, join its room and publish mic (and camera for video)."""
+        self._require_idle(call_id)
+        call = await self._call(self._engine_port.accept_call, self._bearer, call_id)
+        self._follow(call)
+        await self._join(call)
+        return self.call.value or call
+
+    async def ringing(self, call_id: str) -> None:
+        """Callee: tell the caller the call is ringing here."""
+        self._follow(await self._call(self._engine_port.call_ringing, self._bearer, call_id))
+
+    async def reject(self, call_id: str) -> None:
+        self._follow(await self._call(self._engine_port.reject_call, self._bearer, call_id))
+
+    async def busy(self, call_id: str) -> None:
+        self._follow(await self._call(self._engine_port.busy_call, self._bearer, call_id))
+
+    async def refresh(self) -> UTDCall | None:
+        """Ask the engine for the current call (pushes reach only parties in the room)."""
+        call_id = self.call_id.value
+        if call_id is None:
+            return None
+        self._follow(await self._call(self._engine_port.get_call, self._bearer, call_id))
+        await self._leave_if_over()
+        return self.call.value
+
+    async def end(self) -> None:
+        """Hang up and leave the room. Tolerates a call that is already over.
+
+        The caller cancels an unanswered call; the callee hanging up an unanswered call
+        rejects it.
+        """
+        call = self.call.value
+        if call is None:
+            return
+        if self.status.value not in TERMINAL:
+            callee_declines = (self.status.value in UNANSWERED
+                               and call.callee_identity == self.identity)
+            op = self._engine_port.reject_call if callee_declines else self._engine_port.end_call
+            try:
+                self._follow(await self._call(op, self._bearer, call.call_id))
+            except UTDStreamException as exc:
+                if exc.code != ErrorCode.ILLEGAL_TRANSITION:
+                    raise
+                # the call ended meanwhile on the other side: take the engine's word
+                self._follow(await self._call(self._engine_port.get_call, self._bearer,
+                                              call.call_id))
+        await self.leave()
+
+    # -- internals ------------------------------------------------------------------
+    async def _join(self, call: UTDCall) -> None:
+        if call.token is None or call.url is None:
+            raise UTDStreamException("the engine returned no media token for this call",
+                                     code=ErrorCode.INTERNAL)
+        self._room_name = call.room_name
+        await self.room.connect(call.url, call.token)
+        self._on_metadata(self.room.metadata.value)  # a push that came before we listened
+        await self._follow_grants()
+        await self._leave_if_over()
+
+    async def _leave_if_over(self) -> None:
+        if self.status.value in TERMINAL and self.room.connected.value:
+            await self.leave()
+
+    def _follow(self, call: UTDCall) -> bool:
+        """Move the mirrored status along the call table to the engine's; True if it moved."""
+        try:
+            followed, _effects = self._ledger.follow(call)
+        except UTDStreamException as exc:
+            _log.debug("ignoring stale call report: %s", exc)
+            return False
+        moved = self.status.value is not followed.status
+        known = self.call.value
+        if known is not None and known.call_id == followed.call_id and call.token is None:
+            followed = replace(followed, token=known.token, url=known.url)  # keep our grant
+        self.call.set(followed)
+        self.call_id.set(followed.call_id)
+        self.status.set(followed.status)
+        return moved
+
+    def _apply_state(self, state: dict[str, Any]) -> bool:
+        call: UTDCall | None = state.get("call")
+        if call is None or call.call_id != self.call_id.value:
+            return False
+        if self._follow(call) and call.status in TERMINAL:
+            self._spawn(self.leave(), "call-over")
+            return False
+        return True
+
+    def _wanted_sources(self) -> frozenset[str]:
+        status = self.status.value
+        return frozenset() if status is None else call_publish_sources(self.type, status)
+
+    def _require_idle(self, call_id: str | None = None) -> None:
+        status = self.status.value
+        if status is not None and status not in TERMINAL and call_id != self.call_id.value:
+            raise UTDStreamException.illegal(
+                "this session already has a call in progress; end() it first")
+
+    def _close_observables(self) -> None:
+        for obs in (self.status, self.call_id, self.call):
+            obs.close()

@@ -42,7 +42,7 @@ $(LIVEKIT_BIN):
 	cp "$(LIVEKIT_CACHE)/livekit-server" $(LIVEKIT_BIN)
 	$(LIVEKIT_BIN) --version
 
-test: $(STAMP) tools
+test: $(STAMP) tools typecheck
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)
@@ -52,7 +52,7 @@ typecheck: $(STAMP)
 	$(PY) -m mypy
 
 demo: $(STAMP) tools
-	$(PY) -m stream_core demo
+	$(PY) -m adapters.cli demo
 
 diagrams: $(STAMP)
 	$(PY) -m stream_core.diagrams diagrams

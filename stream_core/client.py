@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.models import UTDCall, UTDSeatMode, UTDStreamType, UTDTokenResponse
@@ -28,6 +28,8 @@ __all__ = ["UTDStreamClient", "MediaFactory", "BACKENDS_ENTRY_POINT",
            "DEFAULT_BASE_URL", "DEFAULT_TOKEN_BASE_URL"]
 
 MediaFactory = Callable[[], MediaPort]
+P = ParamSpec("P")
+R = TypeVar("R")
 BACKENDS_ENTRY_POINT = "utd_stream.backends"
 #: The reference engine's default address (``utd-stream engine`` with no flags).
 DEFAULT_BASE_URL = "http://127.0.0.1:7800"
@@ -149,7 +151,7 @@ class UTDStreamClient:
                     **extra: Any) -> UTDTokenResponse:
         check_identity(identity)
         check_identity(room_name, "room_name")
-        grant: UTDTokenResponse = await self._engine(
+        grant = await self._engine(
             self.engine.mint_token, identity=identity, room_name=room_name,
             stream_type=stream_type, as_host=as_host, name=name, device_id=device_id, **extra)
         self._identity = identity
@@ -164,7 +166,8 @@ class UTDStreamClient:
             await session.dispose()
             raise
 
-    async def _engine(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _engine(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a synchronous engine call in a worker thread: the event loop never blocks."""
         self._require_live()
         return await asyncio.to_thread(fn, *args, **kwargs)
 

@@ -104,13 +104,13 @@ class CallLedger:
             return self.get(call.call_id), self._effects(call, CallState.INITIATING, call.status)
         model = self._model(call.call_id)
         before = model.state
-        model.call = replace(call, status=before)
-        if before is call.status:
-            return self.get(call.call_id), []
-        rule = CALL_TABLE.path(before, call.status)
-        if rule is None:
+        rule = None if before is call.status else CALL_TABLE.path(before, call.status)
+        if before is not call.status and rule is None:
             raise UTDStreamException.illegal(
                 f"call: engine reported {call.status.value} after {before.value}")
+        model.call = replace(call, status=before)
+        if rule is None:
+            return self.get(call.call_id), []
         CALL_TABLE.fire(model, rule.trigger, actors={rule.actor})
         return self.get(call.call_id), self._effects(model.call, before, model.state)
 
@@ -147,7 +147,8 @@ class CallLedger:
 
     def discard(self, call_id: str) -> None:
         """Forget a call (after it is persisted and over) so the machine stays small."""
-        self._machine.remove_model(self._calls.pop(call_id))
+        self._machine.remove_model(self._model(call_id))
+        del self._calls[call_id]
 
     def __len__(self) -> int:
         return len(self._calls)

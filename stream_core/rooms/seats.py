@@ -346,6 +346,7 @@ class SeatRoom:
 
     def _unseat(self, actor: str, identity: str, trigger: str, *, bump: bool = True) -> list[Effect]:
         check_identity(actor, "actor")
+        check_identity(identity)
         if trigger == "kick":
             self.presence.require_host(actor)
         speaker = self._speakers.get(identity)

@@ -50,11 +50,14 @@ class LiveStage:
     # -- presence -------------------------------------------------------------------
     def join(self, identity: str, *, as_host: bool = False, name: str | None = None) -> list[Effect]:
         self.presence.join(identity, as_host=as_host, name=name)
-        if as_host and identity not in self._slots:
-            self._attach(identity, StageState.HOST)
-            self._bump()
-            return [PublishChanged(self.room_name, identity, _NOTHING, STAGE_PUBLISH[StageState.HOST])]
-        return []
+        if not as_host or self.state_of(identity) is StageState.HOST:
+            return []
+        before = self.publish_sources(identity)
+        if identity in self._slots:  # a viewer with a hand up (or on stage) becomes the host
+            self._detach(identity)
+        self._attach(identity, StageState.HOST)
+        self._bump()
+        return [PublishChanged(self.room_name, identity, before, STAGE_PUBLISH[StageState.HOST])]
 
     def leave(self, identity: str) -> list[Effect]:
         """A participant left the media room: it loses any stage slot or raised hand."""

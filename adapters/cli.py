@@ -1,0 +1,25 @@
+"""``utd-stream``: the command line (``demo``; ``engine`` and ``join`` come with their issues)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="utd-stream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the narrated scenario through all four products")
+    demo.add_argument("--fake", action="store_true", help="use the in-memory engine and SFU")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from adapters.demo import run_fake_demo
+        return asyncio.run(run_fake_demo(sys.stdout))
+    return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The narrated demo: all four products, headless participants, every state change shown.
+
+``run_fake_demo`` runs on the in-memory fakes (one process, deterministic); the real-stack
+demo (engine + livekit-server) builds on the same narration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from stream_core import (
+    UTDAudioRoomSession, UTDCallSession, UTDLiveStreamSession, UTDSeatGrid, UTDStreamClient,
+    UTDStreamType,
+)
+
+__all__ = ["Narrator", "run_fake_demo", "run_scenario"]
+
+TIMEOUT = 10.0
+
+
+class Narrator:
+    """Prints a timeline: milliseconds since start, who, what changed."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._t0 = time.perf_counter()
+        self._unsubscribers: list[Callable[[], None]] = []
+        self.lines = 0
+
+    def say(self, who: str, text: str) -> None:
+        ms = (time.perf_counter() - self._t0) * 1000
+        self._out.write(f"[{ms:9.1f} ms] {who:<8} {text}\n")
+        self._out.flush()
+        self.lines += 1
+
+    def step(self, title: str) -> None:
+        self._out.write(f"\n== {title}\n")
+
+    def follow(self, who: str, name: str, observable: Any,
+               show: Callable[[Any], str] = repr) -> None:
+        self._unsubscribers.append(
+            observable.listen(lambda v: self.say(who, f"{name} -> {show(v)}")))
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribers:
+            unsubscribe()
+
+
+def _grid(g: UTDSeatGrid | None) -> str:
+    if g is None:
+        return "-"
+    seats = " ".join(f"[{s.index}:{'#' if s.locked else (s.occupant or '.')}]" for s in g.seats)
+    reqs = f" requests={[r.identity for r in g.requests]}" if g.requests else ""
+    return f"{g.mode.value} {seats}{reqs}"
+
+
+def _names(ps: Any) -> str:
+    return ", ".join(f"{p.identity}{'(' + '+'.join(t.source[:3] for t in p.tracks) + ')' if p.tracks else ''}"
+                     for p in ps) or "nobody"
+
+
+async def run_scenario(make_client: Callable[[], UTDStreamClient], n: Narrator) -> None:
+    """The scenario itself, on whatever backends ``make_client`` wires."""
+    # -- audio room ---------------------------------------------------------------------
+    n.step("Audio room: a host seeds 8 seats, listeners join, one takes a seat")
+    host = await make_client().join_audio_room("host", "lobby", as_host=True, seat_count=8)
+    n.follow("host", "seats", host.seats, _grid)
+    alice: UTDAudioRoomSession = await make_client().join_audio_room("alice", "lobby")
+    bob: UTDAudioRoomSession = await make_client().join_audio_room("bob", "lobby")
+    n.follow("bob", "hears", bob.remote_participants, _names)
+    await alice.take_seat(0)
+    n.say("alice", "took seat 0; microphone on")
+    await bob.remote_participants.wait_for(
+        lambda ps: any(p.identity == "alice" and p.has_track("microphone") for p in ps), TIMEOUT)
+    n.step("Audio room, request mode: bob asks, the host approves")
+    await host.setup_seats(seat_mode="request")
+    request = await bob.request_to_speak()
+    await host.approve_speaker(request.request_id)
+    await bob.my_seat.wait_for(lambda s: s is not None, TIMEOUT)
+    n.say("bob", f"seated at {bob.my_seat.value} by the host's approval")
+    await alice.leave_seat()
+    n.say("alice", "left her seat; microphone off")
+    for s in (alice, bob, host):
+        await s.dispose()
+
+    # -- live stream --------------------------------------------------------------------
+    n.step("Live stream: host goes live, a viewer raises a hand and is promoted")
+    star: UTDLiveStreamSession = await make_client().join_live_stream("star", "show", as_host=True)
+    fan: UTDLiveStreamSession = await make_client().join_live_stream("fan", "show")
+    n.follow("star", "hands", star.hands)
+    n.follow("fan", "on_stage", fan.on_stage)
+    await star.go_live()
+    await fan.request_stage()
+    await star.hands.wait_for(lambda h: "fan" in h, TIMEOUT)
+    await star.invite_to_stage("fan")
+    await star.remote_participants.wait_for(
+        lambda ps: any(p.identity == "fan" and p.has_track("camera") for p in ps), TIMEOUT)
+    n.say("star", f"sees {_names(star.remote_participants.value)}")
+    await fan.leave_stage()
+    n.say("fan", "stepped down")
+    for s in (fan, star):
+        await s.dispose()
+
+    # -- calls --------------------------------------------------------------------------
+    for kind in (UTDStreamType.AUDIO_CALL, UTDStreamType.VIDEO_CALL):
+        n.step(f"{kind.value.replace('_', ' ').capitalize()}: start, ring, accept, talk, hang up")
+        caller_client, callee_client = make_client(), make_client()
+        await caller_client.authenticate("ann")
+        await callee_client.authenticate("ben")
+        caller: UTDCallSession = caller_client.call_session(kind)
+        callee: UTDCallSession = callee_client.call_session(kind)
+        n.follow("ann", "call", caller.status, lambda s: s.value if s else "-")
+        call = await caller.start("ben")
+        incoming = await callee_client.next_incoming_call(timeout=TIMEOUT)
+        assert incoming is not None
+        n.say("ben", f"incoming {incoming.type.value} from {incoming.caller_identity}")
+        await callee.ringing(call.call_id)
+        await callee.accept(call.call_id)
+        await caller.remote_participants.wait_for(
+            lambda ps: any(p.identity == "ben" and p.has_track("microphone") for p in ps), TIMEOUT)
+        n.say("ann", f"receives {_names(caller.remote_participants.value)}")
+        await callee.end()
+        await caller.status.wait_for(lambda s: s is not None and s.is_terminal, TIMEOUT)
+        for s in (caller, callee):
+            await s.dispose()
+
+
+async def run_fake_demo(out: TextIO) -> int:
+    """The whole scenario on the in-memory fakes; returns a process exit code."""
+    from adapters.fake_engine import FakeEngine
+    from adapters.fake_media import FakeMedia
+    from adapters.fake_sfu import FakeSFU
+
+    sfu = FakeSFU()
+    engine = FakeEngine(sfu)
+    narrator = Narrator(out)
+    out.write("utd-stream demo (in-memory engine and SFU)\n")
+    try:
+        await run_scenario(lambda: UTDStreamClient(
+            app_id="demo", app_key="demo", engine=engine,
+            media_factory=lambda: FakeMedia(sfu)), narrator)
+    finally:
+        narrator.close()
+        engine.close()
+    out.write(f"\ndemo finished: {narrator.lines} events narrated\n")
+    return 0
+
+
+def main() -> int:
+    import sys
+    return asyncio.run(run_fake_demo(sys.stdout))

@@ -1,0 +1,88 @@
+"""What every engine does with rooms, whatever it stores them in.
+
+The in-memory fake engine and the reference engine both admit participants, grant media
+permissions and push state through these functions, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from stream_core.effects import Effect
+from stream_core.errors import UTDStreamException
+from stream_core.models import (
+    UTDCall, UTDPermissions, UTDSeatGrid, UTDSeatMode, UTDStage, UTDStreamType,
+)
+from stream_core.rooms.seats import SeatRoom, check_seat_count, parse_seat_mode
+from stream_core.rooms.stage import LiveStage
+
+__all__ = ["Room", "new_room", "room_type", "restore_room", "admit", "grant_for",
+           "room_state", "call_state"]
+
+Room = SeatRoom | LiveStage
+
+
+def new_room(stream_type: UTDStreamType, room_name: str) -> Room:
+    """An empty room of a product that has rooms (audio room or live stream)."""
+    if stream_type is UTDStreamType.AUDIO_ROOM:
+        return SeatRoom(room_name)
+    if stream_type is UTDStreamType.LIVE_STREAM:
+        return LiveStage(room_name)
+    raise UTDStreamException.invalid(
+        "room tokens are for live_stream and audio_room; calls use create_call",
+        field="stream_type")
+
+
+def room_type(room: Room) -> UTDStreamType:
+    return UTDStreamType.AUDIO_ROOM if isinstance(room, SeatRoom) else UTDStreamType.LIVE_STREAM
+
+
+def restore_room(snapshot: UTDSeatGrid | UTDStage, present: dict[str, str | None],
+                 banned: set[str]) -> Room:
+    if isinstance(snapshot, UTDSeatGrid):
+        return SeatRoom.restore(snapshot, present, banned)
+    return LiveStage.restore(snapshot, present, banned)
+
+
+def admit(room: Room, identity: str, *, stream_type: UTDStreamType, as_host: bool,
+          name: str | None = None, seat_count: int | None = None,
+          seat_mode: UTDSeatMode | str | None = None) -> list[Effect]:
+    """Let ``identity`` into ``room`` (a host may seed the seats); all or nothing."""
+    if room_type(room) is not stream_type:
+        raise UTDStreamException.conflict(
+            f"room {room.room_name!r} is a {room_type(room).value}, not a {stream_type.value}")
+    seeding = seat_count is not None or seat_mode is not None
+    if seeding and not as_host:
+        raise UTDStreamException.forbidden("only a host may set up seats")
+    if seeding and not isinstance(room, SeatRoom):
+        raise UTDStreamException.invalid("only audio rooms have seats", field="seat_count")
+    if seat_count is not None:
+        check_seat_count(seat_count)
+    mode = None if seat_mode is None else parse_seat_mode(seat_mode)
+    if isinstance(room, SeatRoom) and seeding:
+        # rehearse on a copy: the host's join must not stick if the set-up is refused
+        trial = SeatRoom.restore(room.snapshot(), dict(room.presence.present),
+                                 set(room.presence.banned))
+        trial.join(identity, as_host=as_host, name=name)
+        trial.setup(identity, seat_count=seat_count, mode=mode)
+        return room.join(identity, as_host=as_host, name=name) + \
+            room.setup(identity, seat_count=seat_count, mode=mode)
+    return room.join(identity, as_host=as_host, name=name)
+
+
+def grant_for(sources: frozenset[str]) -> UTDPermissions:
+    """The media permission that lets a participant publish exactly ``sources``."""
+    return UTDPermissions(can_publish=bool(sources), sources=tuple(sorted(sources)))
+
+
+def room_state(room: Room) -> dict[str, Any]:
+    """The ``RoomStateSchema`` document an engine pushes into a room's media metadata."""
+    snapshot = room.snapshot()
+    kind = "seats" if isinstance(room, SeatRoom) else "stage"
+    return {"kind": kind, "version": snapshot.version, kind: snapshot}
+
+
+def call_state(call: UTDCall, version: int) -> dict[str, Any]:
+    """The ``RoomStateSchema`` document for a call room (tokens never included)."""
+    return {"kind": "call", "version": version, "call": replace(call, token=None, url=None)}

@@ -1,0 +1,1 @@
+"""The MediaPort contract suite and its runs against each media adapter."""

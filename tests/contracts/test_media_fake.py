@@ -1,0 +1,52 @@
+"""The MediaPort contract against the in-memory ``FakeSFU`` / ``FakeMedia``.
+
+The control calls go through ``asyncio.to_thread``, as the fake engine makes them, so the
+contract also covers the SFU's cross-thread delivery onto each participant's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from adapters.fake_sfu import FakeMedia, FakeSFU
+from stream_core.models import UTDPermissions, UTDRemoteParticipant
+
+from .media_contract import MediaBackend, MediaContract
+
+
+class ThreadedFakeServer:
+    """``ContractServer`` over a ``FakeSFU``, calling it from worker threads."""
+
+    def __init__(self, sfu: FakeSFU) -> None:
+        self.sfu = sfu
+
+    @property
+    def url(self) -> str:
+        return self.sfu.url
+
+    async def issue_token(self, *, room: str, identity: str, permissions: UTDPermissions,
+                          name: str | None = None) -> str:
+        return await asyncio.to_thread(self.sfu.issue_token, room=room, identity=identity,
+                                       name=name, permissions=permissions)
+
+    async def update_permissions(self, room: str, identity: str,
+                                 permissions: UTDPermissions) -> None:
+        await asyncio.to_thread(self.sfu.update_permissions, room, identity, permissions)
+
+    async def set_room_metadata(self, room: str, metadata: str) -> None:
+        await asyncio.to_thread(self.sfu.set_room_metadata, room, metadata)
+
+    async def list_participants(self, room: str) -> list[UTDRemoteParticipant]:
+        return await asyncio.to_thread(self.sfu.list_participants, room)
+
+    async def remove_participant(self, room: str, identity: str) -> None:
+        await asyncio.to_thread(self.sfu.remove_participant, room, identity)
+
+
+class TestFakeMediaContract(MediaContract):
+    @pytest.fixture
+    def media_backend(self) -> MediaBackend:
+        sfu = FakeSFU()
+        return MediaBackend(new_media=lambda: FakeMedia(sfu), server=ThreadedFakeServer(sfu))

@@ -1,0 +1,979 @@
+"""Behaviour of the authoritative rooms: SeatRoom, LiveStage and CallLedger.
+
+Rooms are driven directly, no mocks: each test performs operations as some identity and
+asserts the end state (snapshot) and the effects returned. Every refusal is checked the
+same way (:func:`refused`): the right ``UTDStreamException`` status and the snapshot,
+version included, exactly as before. A Hypothesis state machine at the end throws random
+actors and operations at a SeatRoom and checks the grid's invariants after every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine, initialize, invariant, precondition, rule,
+)
+
+from stream_core.effects import ParticipantRemoved, PublishChanged, RoomClosed
+from stream_core.errors import ErrorCode, UTDStreamException
+from stream_core.machines.seat import SeatState
+from stream_core.machines.speaker import SpeakerState
+from stream_core.machines.stage import StageState
+from stream_core.models import UTDCallStatus, UTDSeatMode, UTDStreamType
+from stream_core.rooms import CallLedger, LiveStage, SeatRoom
+from stream_core.wire import CallSchema, SeatGridSchema, StageSchema, dump, load
+
+MIC = frozenset({"microphone"})
+AV = frozenset({"microphone", "camera"})
+NONE: frozenset[str] = frozenset()
+FREE, REQUEST = UTDSeatMode.FREE, UTDSeatMode.REQUEST
+L, R, I, S = (SpeakerState.LISTENER, SpeakerState.REQUESTING, SpeakerState.INVITED,
+              SpeakerState.SPEAKER)
+
+
+def refused(room: Any, status: int, op: Callable[..., Any], *args: Any,
+            code: str | None = None, **kwargs: Any) -> UTDStreamException:
+    """``op(*args)`` raises ``status`` (and ``code``) and leaves ``room`` exactly as it was."""
+    before, version = room.snapshot(), room.version
+    with pytest.raises(UTDStreamException) as info:
+        op(*args, **kwargs)
+    assert info.value.status_code == status, repr(info.value)
+    if code is not None:
+        assert info.value.code == code, repr(info.value)
+    assert room.snapshot() == before
+    assert room.version == version
+    return info.value
+
+
+def seat_room(mode: UTDSeatMode = FREE, seats: int = 4) -> SeatRoom:
+    room = SeatRoom("audio-1", mode=mode)
+    room.join("h", as_host=True, name="Host")
+    room.setup("h", seat_count=seats)
+    for who in ("ann", "bob", "cat"):
+        room.join(who)
+    return room
+
+
+def occupants(room: SeatRoom) -> list[str | None]:
+    return [s.occupant for s in room.snapshot().seats]
+
+
+def granted(room_name: str, identity: str, sources: frozenset[str] = MIC) -> PublishChanged:
+    return PublishChanged(room_name, identity, NONE, sources)
+
+
+def revoked(room_name: str, identity: str, sources: frozenset[str] = MIC) -> PublishChanged:
+    return PublishChanged(room_name, identity, sources, NONE)
+
+
+# ---------------------------------------------------------------------------------------
+# SeatRoom: free mode
+# ---------------------------------------------------------------------------------------
+def test_take_first_free_seat_grants_the_microphone() -> None:
+    room = seat_room()
+    version = room.version
+    assert room.take("ann") == [granted("audio-1", "ann")]
+    assert occupants(room) == ["ann", None, None, None]
+    assert room.state_of("ann") is S and room.publish_sources("ann") == MIC
+    assert room.version == version + 1
+
+
+def test_take_a_chosen_seat_then_leave_it() -> None:
+    room = seat_room()
+    room.take("ann", 2)
+    assert room.snapshot().seat_of("ann") == 2
+    assert room.leave_seat("ann") == [revoked("audio-1", "ann")]
+    assert occupants(room) == [None] * 4
+    assert room.state_of("ann") is L and room.publish_sources("ann") == NONE
+
+
+def test_move_by_self_and_by_host_keeps_the_role() -> None:
+    room = seat_room()
+    room.take("ann", 0)
+    assert room.move("ann", 3) == []
+    assert occupants(room) == [None, None, None, "ann"]
+    assert room.move("h", 1, "ann") == []
+    assert occupants(room) == [None, "ann", None, None]
+    assert room.state_of("ann") is S
+
+
+def test_move_refusals() -> None:
+    room = seat_room()
+    room.take("ann", 0)
+    room.take("bob", 1)
+    room.lock("h", 2)
+    refused(room, 403, room.move, "cat", 3, "ann")  # neither self nor host
+    refused(room, 409, room.move, "ann", 1, code=ErrorCode.SEAT_TAKEN)
+    refused(room, 409, room.move, "ann", 2, code=ErrorCode.ILLEGAL_TRANSITION)  # locked
+    refused(room, 409, room.move, "ann", 0)  # its own seat is not empty
+    refused(room, 409, room.move, "cat", 3)  # a listener has no seat to move from
+    refused(room, 404, room.move, "h", 3, "nobody")
+
+
+def test_one_seat_per_participant() -> None:
+    room = seat_room()
+    room.take("ann", 0)
+    refused(room, 409, room.take, "ann", 1)
+    refused(room, 409, room.take, "ann")
+    refused(room, 409, room.take, "bob", 0, code=ErrorCode.SEAT_TAKEN)
+
+
+def test_full_grid_and_missing_grid() -> None:
+    room = seat_room(seats=2)
+    room.take("ann")
+    room.take("bob")
+    refused(room, 409, room.take, "cat", code=ErrorCode.SEAT_TAKEN)
+    bare = SeatRoom("bare")
+    bare.join("h", as_host=True)
+    bare.join("ann")
+    refused(bare, 409, bare.take, "ann")
+
+
+def test_taking_requires_presence() -> None:
+    room = seat_room()
+    refused(room, 404, room.take, "stranger")
+
+
+# ---------------------------------------------------------------------------------------
+# SeatRoom: request mode
+# ---------------------------------------------------------------------------------------
+def test_request_mode_listeners_ask_and_host_approves() -> None:
+    room = seat_room(REQUEST)
+    refused(room, 409, room.take, "ann")
+    req = room.request("ann")
+    assert (req.identity, req.seat_index) == ("ann", None)
+    assert room.snapshot().requests == (req,) and room.state_of("ann") is R
+    refused(room, 409, room.request, "ann")  # one pending request
+    assert room.approve("h", req.request_id) == [granted("audio-1", "ann")]
+    assert occupants(room)[0] == "ann" and room.snapshot().requests == ()
+    refused(room, 404, room.approve, "h", req.request_id)  # no longer pending
+
+
+def test_request_for_a_seat_is_approved_into_it_or_the_first_free_one() -> None:
+    room = seat_room(REQUEST)
+    a = room.request("ann", 2)
+    b = room.request("bob", 2)
+    room.approve("h", a.request_id)
+    room.approve("h", b.request_id)  # seat 2 went to ann: bob falls back to the first free
+    assert occupants(room) == ["bob", None, "ann", None]
+
+
+def test_deny_and_cancel_return_to_listening() -> None:
+    room = seat_room(REQUEST)
+    a = room.request("ann")
+    room.request("bob")
+    assert room.deny("h", a.request_id) == []
+    assert room.cancel_request("bob") == []
+    assert room.snapshot().requests == () and room.state_of("ann") is L
+    refused(room, 409, room.cancel_request, "bob")
+    refused(room, 404, room.deny, "h", a.request_id)
+
+
+def test_request_refusals() -> None:
+    free = seat_room(FREE)
+    refused(free, 409, free.request, "ann")  # request mode only
+    room = seat_room(REQUEST)
+    req = room.request("ann")
+    refused(room, 403, room.approve, "bob", req.request_id)
+    refused(room, 403, room.deny, "ann", req.request_id)
+    refused(room, 404, room.approve, "h", 10_000)
+    refused(room, 422, room.approve, "h", True)
+    refused(room, 422, room.approve, "h", "1")
+    refused(room, 422, room.request, "bob", 4)
+    refused(room, 404, room.request, "stranger")
+
+
+def test_host_is_exempt_from_request_mode_when_taking() -> None:
+    room = seat_room(REQUEST)
+    assert room.take("h", 1) == [granted("audio-1", "h")]
+    assert occupants(room)[1] == "h"
+
+
+# ---------------------------------------------------------------------------------------
+# SeatRoom: invitations
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", [FREE, REQUEST])
+def test_invite_to_a_seat_then_take_it(mode: UTDSeatMode) -> None:
+    room = seat_room(mode)
+    assert room.invite("h", "ann", 3) == []
+    assert room.snapshot().invites == {"ann": 3} and room.state_of("ann") is I
+    assert room.take("ann") == [granted("audio-1", "ann")]
+    assert occupants(room) == [None, None, None, "ann"] and room.snapshot().invites == {}
+
+
+def test_invite_without_a_seat_takes_the_first_free_or_a_chosen_one() -> None:
+    room = seat_room(REQUEST)
+    room.take("h", 0)
+    room.invite("h", "ann")
+    room.invite("h", "bob")
+    assert room.snapshot().invites == {"ann": None, "bob": None}
+    room.take("ann")
+    room.take("bob", 3)
+    assert occupants(room) == ["h", "ann", None, "bob"]
+
+
+def test_invite_a_requester_replaces_the_request_and_decline_returns_to_listening() -> None:
+    room = seat_room(REQUEST)
+    room.request("ann", 1)
+    room.invite("h", "ann", 2)
+    grid = room.snapshot()
+    assert grid.requests == () and grid.invites == {"ann": 2}
+    assert room.decline("ann") == []
+    assert room.snapshot().invites == {} and room.state_of("ann") is L
+    refused(room, 409, room.decline, "ann")
+
+
+def test_invite_refusals() -> None:
+    room = seat_room()
+    room.take("bob")
+    refused(room, 403, room.invite, "ann", "cat")
+    refused(room, 404, room.invite, "h", "stranger")
+    refused(room, 409, room.invite, "h", "bob")  # already speaking
+    refused(room, 422, room.invite, "h", "ann", 9)
+    room.invite("h", "ann", 0)  # bob's seat: taking it later is a conflict
+    refused(room, 409, room.take, "ann", code=ErrorCode.SEAT_TAKEN)
+
+
+# ---------------------------------------------------------------------------------------
+# SeatRoom: kick, lock, mute
+# ---------------------------------------------------------------------------------------
+def test_host_kicks_a_speaker() -> None:
+    room = seat_room()
+    room.take("ann", 1)
+    refused(room, 403, room.kick, "bob", "ann")
+    assert room.kick("h", "ann") == [revoked("audio-1", "ann")]
+    assert occupants(room) == [None] * 4
+    refused(room, 409, room.kick, "h", "ann")  # now a listener
+
+
+def test_lock_and_unlock_an_empty_seat() -> None:
+    room = seat_room()
+    assert room.lock("h", 1) == []
+    assert room.snapshot().seats[1].locked
+    refused(room, 409, room.take, "ann", 1)
+    refused(room, 409, room.lock, "h", 1)
+    refused(room, 403, room.unlock, "ann", 1)
+    assert room.unlock("h", 1) == []
+    refused(room, 409, room.unlock, "h", 1)
+    room.take("ann", 1)
+
+
+def test_locking_an_occupied_seat_kicks_its_speaker() -> None:
+    room = seat_room()
+    room.take("ann", 2)
+    version = room.version
+    assert room.lock("h", 2) == [revoked("audio-1", "ann")]
+    seat = room.snapshot().seats[2]
+    assert seat.locked and seat.occupant is None
+    assert room.state_of("ann") is L and room.version == version + 1
+
+
+def test_mute_revokes_and_unmute_restores_the_microphone() -> None:
+    room = seat_room()
+    room.take("ann", 0)
+    (effect,) = room.mute("h", 0)
+    assert effect == revoked("audio-1", "ann") and effect.revoked == MIC
+    assert room.publish_sources("ann") == NONE and room.state_of("ann") is S
+    version = room.version
+    assert room.mute("h", 0, True) == [] and room.version == version  # already muted
+    (effect,) = room.mute("h", 0, False)
+    assert effect.granted == MIC and room.publish_sources("ann") == MIC
+    refused(room, 403, room.mute, "ann", 0)
+
+
+def test_muted_seat_stays_muted_for_whoever_sits_there() -> None:
+    room = seat_room()
+    assert room.mute("h", 1) == []
+    assert room.take("ann", 1) == []  # seated, nothing to publish
+    assert room.publish_sources("ann") == NONE
+    assert room.move("ann", 2) == [granted("audio-1", "ann")]
+    assert room.move("ann", 1) == [revoked("audio-1", "ann")]
+
+
+# ---------------------------------------------------------------------------------------
+# SeatRoom: presence, bans, set-up
+# ---------------------------------------------------------------------------------------
+def test_leaving_the_media_room_drops_seat_request_and_invitation() -> None:
+    room = seat_room(REQUEST)
+    room.take("h", 0)
+    room.request("ann")
+    room.invite("h", "bob")
+    assert room.leave("h") == [revoked("audio-1", "h")]
+    assert room.leave("ann") == [] and room.leave("bob") == []
+    grid = room.snapshot()
+    assert grid.speakers == () and grid.requests == () and grid.invites == {}
+    assert room.leave("nobody") == []
+
+
+def test_ban_removes_and_refuses_rejoining() -> None:
+    room = seat_room()
+    room.take("ann")
+    assert room.ban("h", "ann") == [revoked("audio-1", "ann"),
+                                    ParticipantRemoved("audio-1", "ann", "banned")]
+    assert room.snapshot().speakers == ()
+    err = refused(room, 403, room.join, "ann")
+    assert err.is_banned
+    refused(room, 403, room.ban, "bob", "cat")
+    refused(room, 409, room.ban, "h", "h")
+    refused(room, 422, room.ban, "h", "")
+
+
+def test_one_host_per_room() -> None:
+    room = seat_room()
+    refused(room, 403, room.join, "ann", as_host=True)
+    room.join("h", as_host=True)  # the host rejoining is fine
+
+
+def test_setup_grows_shrinks_and_switches_mode() -> None:
+    room = seat_room(seats=4)
+    room.take("ann", 1)
+    room.lock("h", 3)
+    refused(room, 409, room.setup, "h", seat_count=1)  # ann sits on seat 1
+    room.setup("h", seat_count=2, mode="request")
+    grid = room.snapshot()
+    assert grid.seat_count == 2 and grid.mode is REQUEST and grid.seat_of("ann") == 1
+    room.setup("h", seat_count=6)
+    assert room.snapshot().seat_count == 6 and not room.snapshot().seats[3].locked
+
+
+def test_shrinking_forgets_wanted_seats_beyond_the_grid() -> None:
+    room = seat_room(REQUEST, seats=4)
+    req = room.request("ann", 3)
+    room.invite("h", "bob", 2)
+    room.setup("h", seat_count=2)
+    grid = room.snapshot()
+    assert grid.requests[0].seat_index is None and grid.invites == {"bob": None}
+    room.approve("h", req.request_id)
+    assert grid.seat_count == 2 and room.snapshot().seat_of("ann") == 0
+
+
+@pytest.mark.parametrize("count", [0, -1, 65, True, False, "4", 4.0, None])
+def test_bad_seat_count_is_invalid(count: object) -> None:
+    bare = SeatRoom("bare")
+    bare.join("h", as_host=True)
+    err = refused(bare, 422, bare.setup, "h", seat_count=count)
+    assert err.field == "seat_count"
+    room = seat_room()
+    if count is not None:
+        refused(room, 422, room.setup, "h", seat_count=count)
+
+
+def test_bad_seat_mode_is_invalid() -> None:
+    room = seat_room()
+    refused(room, 422, room.setup, "h", mode="chaotic")
+    refused(room, 422, room.setup, "h", seat_count=2, mode=3)
+
+
+@pytest.mark.parametrize("index", [-1, 4, 64, True, "1", 1.0])
+def test_bad_seat_index_is_invalid_everywhere(index: object) -> None:
+    room = seat_room()
+    room.take("h", 0)
+    for op, args in [
+        (room.take, ("ann", index)),
+        (room.lock, ("h", index)),
+        (room.unlock, ("h", index)),
+        (room.mute, ("h", index)),
+        (room.move, ("h", index)),
+        (room.request, ("ann", index)),
+        (room.invite, ("h", "ann", index)),
+    ]:
+        err = refused(room, 422, op, *args)
+        assert err.field == "seat_index", op
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "x" * 129, "a\nb", None, 7])
+def test_bad_identity_is_invalid(bad: Any) -> None:
+    room = seat_room()
+    room.take("ann")
+    refused(room, 422, room.join, bad)
+    refused(room, 422, room.take, bad)
+    refused(room, 422, room.leave_seat, bad)
+    refused(room, 422, room.request, bad)
+    refused(room, 422, room.cancel_request, bad)
+    refused(room, 422, room.decline, bad)
+    refused(room, 422, room.invite, "h", bad)
+    refused(room, 422, room.move, bad, 1)
+    if bad is not None:  # None is move's default: the actor itself
+        refused(room, 422, room.move, "h", 1, bad)
+    refused(room, 422, room.ban, "h", bad)
+    refused(room, 422, room.leave, bad)
+
+
+def test_kick_of_an_empty_identity_is_invalid() -> None:
+    room = seat_room()
+    refused(room, 422, room.kick, "h", "")
+
+
+def test_host_operations_are_refused_to_others() -> None:
+    room = seat_room(REQUEST)
+    req = room.request("ann")
+    room.take("h", 0)
+    for op, args, kwargs in [
+        (room.setup, ("bob",), {"seat_count": 2}),
+        (room.approve, ("bob", req.request_id), {}),
+        (room.deny, ("bob", req.request_id), {}),
+        (room.invite, ("bob", "cat"), {}),
+        (room.kick, ("bob", "h"), {}),
+        (room.lock, ("bob", 1), {}),
+        (room.unlock, ("bob", 1), {}),
+        (room.mute, ("bob", 0), {}),
+        (room.ban, ("bob", "cat"), {}),
+        (room.move, ("bob", 2, "h"), {}),
+    ]:
+        refused(room, 403, op, *args, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------
+# SeatRoom: snapshots
+# ---------------------------------------------------------------------------------------
+def busy_room() -> SeatRoom:
+    """A grid with every kind of state: seated, muted, locked, requested, invited."""
+    room = seat_room(REQUEST, seats=6)
+    room.join("dan")
+    room.take("h", 0)
+    room.invite("h", "ann", 1)
+    room.take("ann")
+    room.mute("h", 1)
+    room.lock("h", 5)
+    room.mute("h", 4)
+    room.request("bob", 3)
+    room.request("cat")
+    room.invite("h", "dan", 2)
+    return room
+
+
+def test_snapshot_restore_round_trip() -> None:
+    room = busy_room()
+    grid = room.snapshot()
+    copy = SeatRoom.restore(grid)
+    assert copy.snapshot() == grid and copy.version == room.version
+    assert [copy.state_of(i) for i in ("h", "ann", "bob", "cat", "dan")] == [S, S, R, R, I]
+    assert copy.publish_sources("ann") == NONE and copy.publish_sources("h") == MIC
+    # the mirror keeps working where the original left off
+    copy.approve("h", grid.requests[0].request_id)
+    room.approve("h", grid.requests[0].request_id)
+    assert copy.snapshot() == room.snapshot()
+    copy.join("eve")
+    copy.request("eve")  # request ids keep growing after a restore
+    assert copy.snapshot().requests[-1].request_id > grid.requests[-1].request_id
+
+
+def test_snapshot_round_trips_through_the_wire_schema() -> None:
+    grid = busy_room().snapshot()
+    payload = dump(SeatGridSchema(), grid)
+    assert payload["seat_count"] == 6 and payload["mode"] == "request"
+    assert load(SeatGridSchema(), payload) == grid
+    assert SeatRoom.restore(load(SeatGridSchema(), payload)).snapshot() == grid
+
+
+# ---------------------------------------------------------------------------------------
+# LiveStage
+# ---------------------------------------------------------------------------------------
+def stage() -> LiveStage:
+    room = LiveStage("live-1")
+    assert room.join("h", as_host=True, name="Host") == [granted("live-1", "h", AV)]
+    for who in ("ann", "bob", "cat"):
+        assert room.join(who, name=who.title()) == []
+    return room
+
+
+def test_raise_promote_demote() -> None:
+    room = stage()
+    assert room.raise_hand("ann") == []
+    assert room.snapshot().hands == ("ann",) and room.state_of("ann") is StageState.HAND_RAISED
+    assert room.promote("h", "ann") == [granted("live-1", "ann", AV)]
+    assert [m.identity for m in room.snapshot().members] == ["h", "ann"]
+    assert room.snapshot().members[1].name == "Ann"
+    assert room.demote("h", "ann") == [revoked("live-1", "ann", AV)]
+    assert room.state_of("ann") is StageState.VIEWER and room.snapshot().hands == ()
+
+
+def test_lower_hand_step_down_and_promote_without_a_hand() -> None:
+    room = stage()
+    room.raise_hand("ann")
+    assert room.lower_hand("ann") == []
+    room.promote("h", "bob")
+    assert room.step_down("bob") == [revoked("live-1", "bob", AV)]
+    assert [m.identity for m in room.snapshot().members] == ["h"]
+
+
+def test_stage_refusals() -> None:
+    room = stage()
+    room.promote("h", "bob")
+    refused(room, 403, room.promote, "ann", "cat")
+    refused(room, 403, room.demote, "ann", "bob")
+    refused(room, 409, room.lower_hand, "ann")
+    refused(room, 409, room.step_down, "ann")
+    refused(room, 409, room.demote, "h", "ann")
+    refused(room, 409, room.promote, "h", "bob")
+    refused(room, 409, room.raise_hand, "bob")
+    refused(room, 404, room.promote, "h", "stranger")
+    refused(room, 422, room.promote, "h", "")
+    refused(room, 422, room.promote, "", "ann")
+
+
+def test_host_cannot_leave_the_host_state() -> None:
+    room = stage()
+    for op, args in [(room.demote, ("h", "h")), (room.step_down, ("h",)),
+                     (room.raise_hand, ("h",)), (room.promote, ("h", "h")),
+                     (room.lower_hand, ("h",))]:
+        refused(room, 409, op, *args)
+    assert room.leave("h") == []  # dropping out of the media room keeps the stage role
+    assert room.state_of("h") is StageState.HOST and room.publish_sources("h") == AV
+
+
+def test_no_cap_on_co_publishers() -> None:
+    room = stage()
+    for n in range(50):
+        room.join(f"v{n}")
+        assert room.promote("h", f"v{n}") == [granted("live-1", f"v{n}", AV)]
+    members = room.snapshot().members
+    assert len(members) == 51 and all(m.role == "on_stage" for m in members[1:])
+
+
+def test_leaving_and_ban_take_a_co_publisher_off_stage() -> None:
+    room = stage()
+    room.promote("h", "ann")
+    room.raise_hand("bob")
+    assert room.leave("ann") == [revoked("live-1", "ann", AV)]
+    assert room.ban("h", "bob") == [ParticipantRemoved("live-1", "bob", "banned")]
+    assert room.snapshot().hands == ()
+    refused(room, 403, room.join, "bob", code=ErrorCode.BANNED)
+    refused(room, 409, room.ban, "h", "h")
+    refused(room, 403, room.join, "cat", as_host=True)
+
+
+def test_stage_snapshot_round_trips() -> None:
+    room = stage()
+    room.raise_hand("ann")
+    room.promote("h", "bob")
+    room.raise_hand("cat")
+    snap = room.snapshot()
+    assert LiveStage.restore(snap).snapshot() == snap
+    assert load(StageSchema(), dump(StageSchema(), snap)) == snap
+    # hands carry no display names: a mirror takes them from the media room's presence
+    copy = LiveStage.restore(load(StageSchema(), dump(StageSchema(), snap)),
+                             present=dict(room.presence.present))
+    copy.promote("h", "ann")
+    room.promote("h", "ann")
+    assert copy.snapshot() == room.snapshot()
+
+
+def test_whoever_joins_as_host_is_in_the_host_state() -> None:
+    room = LiveStage("live-2")
+    room.join("ann")
+    room.raise_hand("ann")
+    room.join("ann", as_host=True)
+    assert room.host == "ann"
+    assert room.state_of("ann") is StageState.HOST
+
+
+# ---------------------------------------------------------------------------------------
+# CallLedger
+# ---------------------------------------------------------------------------------------
+def ledger(call_type: UTDStreamType = UTDStreamType.AUDIO_CALL) -> CallLedger:
+    calls = CallLedger(ring_timeout=30.0)
+    calls.create(call_id="c1", caller="ann", callee="bob", type=call_type, now=100.0)
+    return calls
+
+
+def closed(identity_sources: frozenset[str] = MIC) -> list[Any]:
+    return [revoked("call-c1", "ann", identity_sources), revoked("call-c1", "bob", identity_sources),
+            RoomClosed("call-c1")]
+
+
+def test_create_ring_accept_end() -> None:
+    calls = ledger()
+    call = calls.get("c1")
+    assert (call.status, call.room_name, call.ring_deadline) == \
+        (UTDCallStatus.INITIATING, "call-c1", 130.0)
+    assert calls.apply("c1", "ring", actor="bob") == (replace(call, status=UTDCallStatus.RINGING), [])
+    assert calls.apply("c1", "accept", actor="bob")[0].status is UTDCallStatus.ACTIVE
+    ended, effects = calls.apply("c1", "end", actor="ann")
+    assert (ended.status, ended.ended_by) == (UTDCallStatus.ENDED, "ann")
+    assert effects == closed()
+
+
+def test_video_call_effects_cover_the_camera() -> None:
+    calls = ledger(UTDStreamType.VIDEO_CALL)
+    calls.apply("c1", "accept", actor="bob")
+    assert calls.apply("c1", "end", actor="bob")[1] == closed(AV)
+
+
+@pytest.mark.parametrize(("trigger", "status"), [("reject", UTDCallStatus.REJECTED),
+                                                 ("busy", UTDCallStatus.BUSY)])
+def test_callee_refuses(trigger: str, status: UTDCallStatus) -> None:
+    calls = ledger()
+    calls.apply("c1", "ring", actor="bob")
+    call, effects = calls.apply("c1", trigger, actor="bob")
+    assert call.status is status and call.ended_by is None and effects == closed()
+
+
+def test_caller_cancels_an_unanswered_call_but_the_callee_must_reject() -> None:
+    calls = ledger()
+    calls.apply("c1", "ring", actor="bob")
+    before = calls.get("c1")
+    with pytest.raises(UTDStreamException) as info:
+        calls.apply("c1", "end", actor="bob")
+    assert info.value.status_code == 403 and calls.get("c1") == before
+    call, effects = calls.apply("c1", "end", actor="ann")
+    assert call.status is UTDCallStatus.ENDED and effects == closed()
+
+
+def test_duplicate_end_is_a_no_op() -> None:
+    calls = ledger()
+    calls.apply("c1", "accept", actor="bob")
+    first, _ = calls.apply("c1", "end", actor="bob")
+    assert calls.apply("c1", "end", actor="ann") == (first, [])
+    assert calls.get("c1").ended_by == "bob"
+    calls.create(call_id="c2", caller="ann", callee="bob", type=UTDStreamType.AUDIO_CALL, now=0)
+    calls.apply("c2", "reject", actor="bob")
+    assert calls.apply("c2", "end", actor="ann")[1] == []
+
+
+@pytest.mark.parametrize(("trigger", "actor", "status"), [
+    ("ring", "ann", 403), ("accept", "ann", 403), ("accept", "eve", 403),
+    ("accept", None, 403), ("end", "eve", 403), ("miss", "bob", 403), ("drop", "ann", 403),
+    ("hang_up", "ann", 422),
+])
+def test_call_refusals_leave_the_call_unchanged(trigger: str, actor: str | None,
+                                                status: int) -> None:
+    calls = ledger()
+    before = calls.get("c1")
+    with pytest.raises(UTDStreamException) as info:
+        calls.apply("c1", trigger, actor=actor)
+    assert info.value.status_code == status and calls.get("c1") == before
+
+
+def test_terminal_calls_refuse_everything_but_end() -> None:
+    calls = ledger()
+    calls.apply("c1", "end", actor="ann")
+    before = calls.get("c1")
+    for trigger, actor in [("ring", "bob"), ("accept", "bob"), ("miss", None), ("drop", None)]:
+        with pytest.raises(UTDStreamException) as info:
+            calls.apply("c1", trigger, actor=actor)
+        assert info.value.status_code == 409 and calls.get("c1") == before
+
+
+def test_unanswered_calls_are_missed_at_their_deadline() -> None:
+    calls = ledger()
+    calls.create(call_id="c2", caller="cat", callee="bob", type=UTDStreamType.AUDIO_CALL,
+                 now=110.0)
+    calls.create(call_id="c3", caller="cat", callee="dan", type=UTDStreamType.AUDIO_CALL,
+                 now=90.0)
+    calls.apply("c3", "accept", actor="dan")
+    assert calls.next_deadline() == 130.0
+    assert calls.expire(129.9) == []
+    (missed,) = calls.expire(130.0)
+    assert (missed.call_id, missed.status) == ("c1", UTDCallStatus.MISSED)
+    assert calls.next_deadline() == 140.0
+    assert [c.call_id for c in calls.expire(1e9)] == ["c2"]
+    assert calls.next_deadline() is None and calls.get("c3").status is UTDCallStatus.ACTIVE
+
+
+def test_engine_drops_a_call() -> None:
+    calls = ledger()
+    calls.apply("c1", "accept", actor="bob")
+    call, effects = calls.apply("c1", "drop", actor=None)
+    assert (call.status, call.ended_by) == (UTDCallStatus.ENDED, None) and effects == closed()
+
+
+def test_may_join_admits_the_two_parties_until_the_call_is_over() -> None:
+    calls = ledger()
+    assert calls.may_join("c1", "ann") and calls.may_join("c1", "bob")
+    assert not calls.may_join("c1", "eve")
+    calls.apply("c1", "accept", actor="bob")
+    assert calls.may_join("c1", "bob") and not calls.may_join("c1", "cat")
+    calls.apply("c1", "end", actor="bob")
+    assert not calls.may_join("c1", "ann") and not calls.may_join("c1", "bob")
+
+
+def test_follow_mirrors_the_engine_step_by_step() -> None:
+    engine = ledger(UTDStreamType.VIDEO_CALL)
+    client = CallLedger()
+    mirrored, effects = client.follow(engine.get("c1"))
+    assert mirrored == engine.get("c1") and effects == []
+    for trigger, actor in [("ring", "bob"), ("accept", "bob"), ("end", "ann")]:
+        expected = engine.apply("c1", trigger, actor=actor)
+        assert client.follow(expected[0]) == expected
+    assert client.follow(engine.get("c1")) == (engine.get("c1"), [])  # same status: nothing
+
+
+def test_follow_can_jump_straight_to_a_terminal_status() -> None:
+    engine, client = ledger(), CallLedger()
+    client.follow(engine.get("c1"))
+    (missed,) = engine.expire(1e9)
+    call, effects = client.follow(missed)
+    assert call == missed and effects == closed()
+
+
+def test_follow_refuses_an_impossible_jump() -> None:
+    engine, client = ledger(), CallLedger()
+    client.follow(engine.get("c1"))
+    (missed,) = engine.expire(1e9)
+    client.follow(missed)
+    stale = replace(missed, status=UTDCallStatus.RINGING)
+    with pytest.raises(UTDStreamException) as info:
+        client.follow(stale)
+    assert info.value.status_code == 409
+    assert client.get("c1").status is UTDCallStatus.MISSED
+
+
+def test_a_refused_follow_leaves_the_whole_call_unchanged() -> None:
+    engine, client = ledger(), CallLedger()
+    engine.apply("c1", "end", actor="ann")
+    client.follow(engine.get("c1"))
+    before = client.get("c1")
+    with pytest.raises(UTDStreamException):
+        client.follow(replace(before, status=UTDCallStatus.RINGING, ended_by="eve"))
+    assert client.get("c1") == before
+
+
+def test_create_validates_its_input() -> None:
+    calls = ledger()
+    audio = UTDStreamType.AUDIO_CALL
+    for kwargs, status in [
+        ({"call_id": "", "caller": "a", "callee": "b", "type": audio}, 422),
+        ({"call_id": "x", "caller": "", "callee": "b", "type": audio}, 422),
+        ({"call_id": "x", "caller": "a", "callee": " ", "type": audio}, 422),
+        ({"call_id": "x", "caller": "a", "callee": "a", "type": audio}, 422),
+        ({"call_id": "x", "caller": "a", "callee": "b", "type": UTDStreamType.LIVE_STREAM}, 422),
+        ({"call_id": "x", "caller": "a", "callee": "b", "type": "audio_call"}, 422),
+        ({"call_id": "c1", "caller": "a", "callee": "b", "type": audio}, 409),
+    ]:
+        with pytest.raises(UTDStreamException) as info:
+            calls.create(now=0.0, **kwargs)
+        assert info.value.status_code == status, kwargs
+    assert len(calls) == 1
+    with pytest.raises(UTDStreamException) as info:
+        CallLedger(ring_timeout=0)
+    assert info.value.status_code == 422
+
+
+def test_unknown_call_id_is_not_found() -> None:
+    calls = ledger()
+    for op in (lambda: calls.get("nope"), lambda: calls.apply("nope", "end", actor="ann"),
+               lambda: calls.may_join("nope", "ann"), lambda: calls.get(None)):  # type: ignore[arg-type]
+        with pytest.raises(UTDStreamException) as info:
+            op()
+        assert info.value.status_code == 404
+    assert "nope" not in calls and "c1" in calls
+
+
+def test_discard_of_an_unknown_call_is_not_found() -> None:
+    with pytest.raises(UTDStreamException) as info:
+        ledger().discard("nope")
+    assert info.value.status_code == 404
+
+
+def test_discard_and_calls_for() -> None:
+    calls = ledger()
+    calls.create(call_id="c2", caller="cat", callee="bob", type=UTDStreamType.AUDIO_CALL,
+                 now=50.0)
+    assert [c.call_id for c in calls.calls_for("bob")] == ["c2", "c1"]
+    assert [c.call_id for c in calls.calls_for("ann", as_callee=False)] == ["c1"]
+    calls.discard("c2")
+    assert len(calls) == 1 and "c2" not in calls
+
+
+def test_call_round_trips_through_the_wire_schema_and_restore() -> None:
+    calls = ledger(UTDStreamType.VIDEO_CALL)
+    calls.apply("c1", "accept", actor="bob")
+    call = replace(calls.get("c1"), metadata={"topic": "x", "n": 2})
+    assert load(CallSchema(), dump(CallSchema(), call)) == call
+    other = CallLedger()
+    assert other.restore(load(CallSchema(), dump(CallSchema(), call))) == call
+    assert other.apply("c1", "end", actor="ann")[0].status is UTDCallStatus.ENDED
+
+
+# ---------------------------------------------------------------------------------------
+# SeatRoom: random operations, invariants after every step
+# ---------------------------------------------------------------------------------------
+PEOPLE = ("h", "ann", "bob", "cat", "dan")
+people = st.sampled_from(PEOPLE)
+actors = st.one_of(st.just("h"), people)  # the host half the time: its moves unlock the rest
+seat_numbers = st.one_of(st.integers(min_value=0, max_value=3), st.sampled_from([-1, 7]))
+indexes = st.one_of(st.none(), seat_numbers)
+picks = st.integers(min_value=0, max_value=4)
+
+
+class SeatRoomMachine(RuleBasedStateMachine):
+    """Random actors doing random things; the grid must stay coherent no matter what.
+
+    Invariants read two private fields (``_speakers``, ``_seats``) on purpose: "a seat's
+    occupant has a speaker model sitting on that seat" is a statement about the models.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.room = SeatRoom("prop")
+        self.refusals = 0
+
+    @initialize(mode=st.sampled_from([FREE, REQUEST]), count=st.integers(min_value=2, max_value=4))
+    def open_room(self, mode: UTDSeatMode, count: int) -> None:
+        self.room.join("h", as_host=True)
+        for who in PEOPLE[1:]:
+            self.room.join(who)
+        self.room.setup("h", seat_count=count, mode=mode)
+
+    def _do(self, op: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        before, version = self.room.snapshot(), self.room.version
+        try:
+            result = op(*args, **kwargs)
+        except UTDStreamException as exc:
+            assert exc.status_code in (403, 404, 409, 422), repr(exc)
+            assert self.room.snapshot() == before and self.room.version == version
+            self.refusals += 1
+            return
+        effects = result if isinstance(result, list) else []
+        for effect in effects:
+            if isinstance(effect, PublishChanged):
+                assert effect.before != effect.after
+                assert effect.after == self.room.publish_sources(effect.identity)
+        after = self.room.snapshot()
+        assert self.room.version >= version
+        if after != before:
+            assert self.room.version > version
+
+    def _someone(self, pick: int, apt: bool, *states: SpeakerState) -> str:
+        """Usually someone in one of ``states`` (so the move can succeed), else anyone."""
+        fitting = [p for p in PEOPLE if self.room.state_of(p) in states
+                   and p in self.room.presence.present]
+        pool = fitting if apt and fitting else list(PEOPLE)
+        return pool[pick % len(pool)]
+
+    @rule(pick=picks, apt=st.booleans(), index=indexes)
+    def take(self, pick: int, apt: bool, index: int | None) -> None:
+        self._do(self.room.take, self._someone(pick, apt, L, I), index)
+
+    def _anyone_in(self, state: SpeakerState) -> bool:
+        return any(self.room.state_of(p) is state for p in PEOPLE)
+
+    @precondition(lambda self: self._anyone_in(S))
+    @rule(pick=picks, apt=st.booleans(), actor=actors, host=st.booleans())
+    def unseat(self, pick: int, apt: bool, actor: str, host: bool) -> None:
+        who = self._someone(pick, apt, S)
+        if host:
+            self._do(self.room.kick, actor, who)
+        else:
+            self._do(self.room.leave_seat, who)
+
+    @rule(pick=picks, apt=st.booleans(), index=indexes)
+    def request(self, pick: int, apt: bool, index: int | None) -> None:
+        self._do(self.room.request, self._someone(pick, apt, L), index)
+
+    @precondition(lambda self: self._anyone_in(R))
+    @rule(pick=picks, apt=st.booleans())
+    def cancel_request(self, pick: int, apt: bool) -> None:
+        self._do(self.room.cancel_request, self._someone(pick, apt, R))
+
+    @precondition(lambda self: self._anyone_in(R))
+    @rule(actor=actors, pick=picks, approve=st.booleans())
+    def answer(self, actor: str, pick: int, approve: bool) -> None:
+        pending = [r.request_id for r in self.room.snapshot().requests] + [10_000]
+        request_id = pending[pick % len(pending)]
+        self._do(self.room.approve if approve else self.room.deny, actor, request_id)
+
+    @rule(actor=actors, pick=picks, apt=st.booleans(), index=indexes)
+    def invite(self, actor: str, pick: int, apt: bool, index: int | None) -> None:
+        self._do(self.room.invite, actor, self._someone(pick, apt, L, R), index)
+
+    @precondition(lambda self: self._anyone_in(I))
+    @rule(pick=picks, apt=st.booleans())
+    def decline(self, pick: int, apt: bool) -> None:
+        self._do(self.room.decline, self._someone(pick, apt, I))
+
+    @precondition(lambda self: self._anyone_in(S))
+    @rule(actor=actors, pick=picks, apt=st.booleans(), by_self=st.booleans(), index=seat_numbers)
+    def move(self, actor: str, pick: int, apt: bool, by_self: bool, index: int) -> None:
+        who = self._someone(pick, apt, S)
+        self._do(self.room.move, who if by_self else actor, index, who)
+
+    @rule(actor=actors, index=seat_numbers, lock=st.booleans())
+    def lock(self, actor: str, index: int, lock: bool) -> None:
+        self._do(self.room.lock if lock else self.room.unlock, actor, index)
+
+    @rule(actor=actors, index=seat_numbers, muted=st.booleans())
+    def mute(self, actor: str, index: int, muted: bool) -> None:
+        self._do(self.room.mute, actor, index, muted)
+
+    @rule(actor=actors, count=st.integers(min_value=0, max_value=5),
+          mode=st.sampled_from([None, "free", "request"]))
+    def setup(self, actor: str, count: int, mode: str | None) -> None:
+        self._do(self.room.setup, actor, seat_count=count, mode=mode)
+
+    @rule(who=people, back=st.booleans())
+    def leave_room(self, who: str, back: bool) -> None:
+        self._do(self.room.leave, who)
+        if back:
+            self._do(self.room.join, who, as_host=who == "h")
+
+    @precondition(lambda self: not self.room.presence.banned)
+    @rule(actor=actors, who=people)
+    def ban(self, actor: str, who: str) -> None:
+        self._do(self.room.ban, actor, who)
+
+    @invariant()
+    def one_seat_each_and_locked_seats_are_empty(self) -> None:
+        grid = self.room.snapshot()
+        seated = [s.occupant for s in grid.seats if s.occupant is not None]
+        assert len(seated) == len(set(seated))
+        assert all(s.occupant is None for s in grid.seats if s.locked)
+        assert [s.index for s in grid.seats] == list(range(grid.seat_count))
+
+    @invariant()
+    def occupants_are_speaker_models_on_that_seat(self) -> None:
+        room = self.room
+        speakers = room._speakers
+        for seat in room._seats:
+            expected = (SeatState.LOCKED if seat.state is SeatState.LOCKED else
+                        SeatState.OCCUPIED if seat.occupant else SeatState.EMPTY)
+            assert seat.state is expected
+            if seat.occupant is not None:
+                model = speakers[seat.occupant]
+                assert model.state is S and model.seat == seat.index
+        for identity, model in speakers.items():
+            assert model.state is not L, "listeners hold no model"
+            assert (model.state is S) == (model.seat is not None)
+            if model.seat is not None:
+                assert room._seats[model.seat].occupant == identity
+        assert len(room._speaker_machine.models) == len(speakers)
+        assert len(room._seat_machine.models) == len(room._seats)
+
+    @invariant()
+    def roles_match_the_snapshot(self) -> None:
+        grid = self.room.snapshot()
+        requesting = {r.identity for r in grid.requests}
+        for who in PEOPLE:
+            state = self.room.state_of(who)
+            assert (state is S) == (who in grid.speakers)
+            assert (state is R) == (who in requesting)
+            assert (state is I) == (who in grid.invites)
+            assert who not in self.room.presence.banned or state is L
+
+    @invariant()
+    def only_unmuted_seated_speakers_publish(self) -> None:
+        grid = self.room.snapshot()
+        for who in PEOPLE:
+            index = grid.seat_of(who)
+            live = index is not None and not grid.seats[index].muted
+            assert self.room.publish_sources(who) == (MIC if live else NONE)
+
+    @invariant()
+    def restore_round_trips(self) -> None:
+        grid = self.room.snapshot()
+        assert SeatRoom.restore(grid).snapshot() == grid
+        assert load(SeatGridSchema(), dump(SeatGridSchema(), grid)) == grid
+
+
+SeatRoomMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=30, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestSeatRoomStateful = SeatRoomMachine.TestCase

@@ -1,0 +1,235 @@
+"""Every table, every state x trigger x set of actors: the table is the whole truth.
+
+A fire either moves the model to exactly the row's destination (or leaves it in place
+for a documented no-op row) or raises ``UTDStreamException`` -- 409 when no row exists,
+403 when a row exists for someone else -- and leaves the state as it was. The expected
+outcome is computed here from the rows by a plain scan and an explicit table of which
+held roles satisfy which required role, independently of ``Table``'s index and
+``_permits``. The sweep is exhaustive (all 2**8 actor sets), not sampled: it is small.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transitions import Machine, MachineError
+
+from stream_core.errors import ErrorCode, UTDStreamException
+from stream_core.machines import ALL_TABLES, CALL_TABLE, STAGE_TABLE, CallState, StageState
+from stream_core.machines.call import TERMINAL
+from stream_core.machines.table import Actor, Rule, Table
+
+#: Held roles that satisfy each required role (``ANY`` is satisfied by every set, even {}).
+SATISFIED_BY: dict[Actor, frozenset[Actor]] = {
+    Actor.SELF: frozenset({Actor.SELF}),
+    Actor.HOST: frozenset({Actor.HOST}),
+    Actor.SELF_OR_HOST: frozenset({Actor.SELF_OR_HOST, Actor.SELF, Actor.HOST}),
+    Actor.CALLER: frozenset({Actor.CALLER}),
+    Actor.CALLEE: frozenset({Actor.CALLEE}),
+    Actor.PARTY: frozenset({Actor.PARTY, Actor.CALLER, Actor.CALLEE}),
+    Actor.SYSTEM: frozenset({Actor.SYSTEM}),
+}
+
+ACTOR_SETS: tuple[frozenset[Actor], ...] = tuple(
+    frozenset(c) for n in range(len(Actor) + 1) for c in itertools.combinations(Actor, n)
+)
+
+TABLE_IDS = [t.name for t in ALL_TABLES]
+CASES = [(t, s, trig) for t in ALL_TABLES for s in t.states for trig in t.triggers]
+
+
+class _Model:
+    """A bare model: ``transitions`` gives it ``state`` and the trigger methods."""
+
+    state: Any
+
+
+def _rows(table: Table[Any], trigger: str, state: enum.Enum) -> list[Rule[Any]]:
+    return [r for r in table.rules if r.trigger == trigger and state in r.source]
+
+
+def _permitted(rule: Rule[Any], held: frozenset[Actor]) -> bool:
+    return rule.actor is Actor.ANY or bool(held & SATISFIED_BY[rule.actor])
+
+
+def _attached(machine: Machine, state: enum.Enum) -> _Model:
+    model = _Model()
+    machine.add_model(model, initial=state)
+    return model
+
+
+@pytest.fixture(scope="module")
+def machines() -> dict[str, Machine]:
+    return {t.name: t.new_machine() for t in ALL_TABLES}
+
+
+@pytest.mark.parametrize(
+    ("table", "state", "trigger"), CASES,
+    ids=[f"{t.name}-{s.name}-{trig}" for t, s, trig in CASES],
+)
+def test_fire_moves_to_the_row_or_refuses_precisely(
+    machines: dict[str, Machine], table: Table[Any], state: enum.Enum, trigger: str
+) -> None:
+    machine = machines[table.name]
+    rows = _rows(table, trigger, state)
+    assert len(rows) <= 1, "two rows for one (trigger, state)"
+    for held in ACTOR_SETS:
+        model = _attached(machine, state)
+        try:
+            if not rows:
+                with pytest.raises(UTDStreamException) as info:
+                    table.fire(model, trigger, actors=held)
+                assert (info.value.status_code, info.value.code) == \
+                    (409, ErrorCode.ILLEGAL_TRANSITION)
+                assert model.state is state
+            elif not _permitted(rows[0], held):
+                with pytest.raises(UTDStreamException) as info:
+                    table.fire(model, trigger, actors=held)
+                assert (info.value.status_code, info.value.code) == (403, ErrorCode.FORBIDDEN)
+                assert model.state is state
+            else:
+                assert table.fire(model, trigger, actors=held) is rows[0]
+                expected = state if rows[0].dest is None else rows[0].dest
+                assert model.state is expected
+        finally:
+            machine.remove_model(model)
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=TABLE_IDS)
+def test_unknown_trigger_is_invalid_and_changes_nothing(
+    machines: dict[str, Machine], table: Table[Any]
+) -> None:
+    for state in table.states:
+        model = _attached(machines[table.name], state)
+        for trigger in ("to_" + state.name, "no_such_trigger", "trigger"):
+            with pytest.raises(UTDStreamException) as info:
+                table.fire(model, trigger, actors=set(Actor))
+            assert info.value.status_code == 422
+            assert model.state is state
+        machines[table.name].remove_model(model)
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=TABLE_IDS)
+def test_no_auto_transitions_on_models(machines: dict[str, Machine], table: Table[Any]) -> None:
+    """Models get the table's triggers and nothing that could set a state by hand."""
+    machine = machines[table.name]
+    assert machine.auto_transitions is False
+    model = _attached(machine, table.initial)
+    try:
+        for state in table.states:
+            assert not hasattr(model, f"to_{state.name}")
+            assert not hasattr(model, f"to_{state.value}")
+        bound = {
+            name for name in dir(model)
+            if not name.startswith(("_", "is_", "may_")) and callable(getattr(model, name))
+        }
+        assert bound == set(table.triggers) | {"trigger"}
+        assert set(machine.events) == set(table.triggers)
+    finally:
+        machine.remove_model(model)
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=TABLE_IDS)
+def test_index_equals_transitions_own_view(machines: dict[str, Machine], table: Table[Any]) -> None:
+    machine = machines[table.name]
+    for state in table.states:
+        assert set(machine.get_triggers(state)) == set(table.allowed_triggers(state)), state
+        for trigger in table.triggers:
+            rows = _rows(table, trigger, state)
+            legs = machine.events[trigger].transitions.get(state.name, [])
+            if not rows:
+                assert legs == []
+                continue
+            (leg,) = legs
+            assert leg.dest == (None if rows[0].dest is None else rows[0].dest.name)
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=TABLE_IDS)
+def test_raw_machine_refuses_what_the_table_refuses(
+    machines: dict[str, Machine], table: Table[Any]
+) -> None:
+    """``ignore_invalid_triggers`` is off: the machine itself raises where no row exists."""
+    machine = machines[table.name]
+    for state in table.states:
+        for trigger in set(table.triggers) - set(table.allowed_triggers(state)):
+            model = _attached(machine, state)
+            with pytest.raises(MachineError):
+                getattr(model, trigger)()
+            assert model.state is state
+            machine.remove_model(model)
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=TABLE_IDS)
+def test_rows_are_well_formed(table: Table[Any]) -> None:
+    assert isinstance(table.initial, table.states)
+    for rule in table.rules:
+        assert rule.source, rule
+        assert all(isinstance(s, table.states) for s in rule.source), rule
+        assert rule.dest is None or isinstance(rule.dest, table.states), rule
+        if rule.dest is None:
+            assert rule.note, f"no-op row {rule} must say why it exists"
+
+
+def test_tables_have_distinct_names() -> None:
+    assert len({t.name for t in ALL_TABLES}) == len(ALL_TABLES)
+
+
+def test_terminal_call_states_only_allow_the_documented_noop_end() -> None:
+    machine = CALL_TABLE.new_machine()
+    for state in TERMINAL:
+        assert CALL_TABLE.allowed_triggers(state) == ("end",)
+        rule = CALL_TABLE.rule_for("end", state)
+        assert rule.dest is None and rule.actor is Actor.PARTY and "no-op" in rule.note
+        assert machine.get_triggers(state) == ["end"]
+    assert set(TERMINAL) == {s for s in CallState if s.is_terminal}
+
+
+def test_no_rule_leaves_the_host_stage_state() -> None:
+    assert STAGE_TABLE.allowed_triggers(StageState.HOST) == ()
+    assert all(r.dest is not StageState.HOST for r in STAGE_TABLE.rules)
+
+
+def test_duplicate_rows_are_refused_when_a_table_is_built() -> None:
+    rows = (Rule("go", (CallState.RINGING,), CallState.ACTIVE, Actor.ANY),
+            Rule("go", (CallState.INITIATING, CallState.RINGING), CallState.ENDED, Actor.ANY))
+    with pytest.raises(ValueError, match="two rules"):
+        Table("dup", CallState, CallState.INITIATING, rows)
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=TABLE_IDS)
+def test_path_finds_a_row_between_two_states_or_none(table: Table[Any]) -> None:
+    for src, dst in itertools.product(table.states, repeat=2):
+        rule = table.path(src, dst)
+        legal = [r for r in table.rules if src in r.source and r.dest == dst]
+        assert (rule is None) == (not legal)
+        if rule is not None:
+            assert rule is legal[0]
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=TABLE_IDS)
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_random_walks_follow_the_rows(table: Table[Any], data: st.DataObject) -> None:
+    """Long sequences of fires from one model agree with a scan of the rows at every step."""
+    machine = table.new_machine()
+    start = data.draw(st.sampled_from(list(table.states)), label="start")
+    model = _attached(machine, start)
+    expected = start
+    steps = data.draw(st.lists(st.tuples(st.sampled_from(table.triggers),
+                                         st.sampled_from(ACTOR_SETS)), max_size=40))
+    for trigger, held in steps:
+        rows = _rows(table, trigger, expected)
+        try:
+            table.fire(model, trigger, actors=held)
+        except UTDStreamException as exc:
+            assert not rows or not _permitted(rows[0], held)
+            assert exc.status_code == (403 if rows else 409)
+        else:
+            assert rows and _permitted(rows[0], held)
+            expected = expected if rows[0].dest is None else rows[0].dest
+        assert model.state is expected

@@ -14,6 +14,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the narrated scenario through all four products")
     demo.add_argument("--fake", action="store_true", help="use the in-memory engine and SFU")
+    sub.add_parser("engine", help="serve the reference engine (see `utd-stream engine -h`)",
+                   add_help=False)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["engine"]:
+        from engine.__main__ import serve
+        return serve(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "demo":
         from adapters.demo import run_fake_demo

@@ -83,8 +83,8 @@ async def run_scenario(make_client: Callable[[], UTDStreamClient], n: Narrator) 
     n.say("bob", f"seated at {bob.my_seat.value} by the host's approval")
     await alice.leave_seat()
     n.say("alice", "left her seat; microphone off")
-    for s in (alice, bob, host):
-        await s.dispose()
+    for room_session in (alice, bob, host):
+        await room_session.dispose()
 
     # -- live stream --------------------------------------------------------------------
     n.step("Live stream: host goes live, a viewer raises a hand and is promoted")
@@ -101,8 +101,8 @@ async def run_scenario(make_client: Callable[[], UTDStreamClient], n: Narrator) 
     n.say("star", f"sees {_names(star.remote_participants.value)}")
     await fan.leave_stage()
     n.say("fan", "stepped down")
-    for s in (fan, star):
-        await s.dispose()
+    for live_session in (fan, star):
+        await live_session.dispose()
 
     # -- calls --------------------------------------------------------------------------
     for kind in (UTDStreamType.AUDIO_CALL, UTDStreamType.VIDEO_CALL):
@@ -124,8 +124,8 @@ async def run_scenario(make_client: Callable[[], UTDStreamClient], n: Narrator) 
         n.say("ann", f"receives {_names(caller.remote_participants.value)}")
         await callee.end()
         await caller.status.wait_for(lambda s: s is not None and s.is_terminal, TIMEOUT)
-        for s in (caller, callee):
-            await s.dispose()
+        for call_session in (caller, callee):
+            await call_session.dispose()
 
 
 async def run_fake_demo(out: TextIO) -> int:

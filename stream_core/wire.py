@@ -23,7 +23,8 @@ __all__ = [
     "TokenRequestSchema", "TokenResponseSchema", "AuthenticateRequestSchema",
     "CallSchema", "CallCreateSchema", "StageMemberSchema", "StageSchema", "IdentitySchema",
     "SeatSchema", "SeatGridSchema", "SeatSetupSchema", "SeatIndexSchema", "SeatMoveSchema",
-    "SeatMuteSchema", "SpeakRequestSchema", "ApproveSchema", "InviteSchema", "ErrorSchema",
+    "SeatMuteSchema", "SeatLockSchema", "AuthResponseSchema", "CallListSchema",
+    "SpeakRequestSchema", "ApproveSchema", "InviteSchema", "ErrorSchema",
     "RoomStateSchema",
 ]
 
@@ -189,6 +190,11 @@ class SeatMoveSchema(_Base):
     identity = fields.String(load_default=None, allow_none=True, validate=_identity)
 
 
+class SeatLockSchema(_Base):
+    seat_index = fields.Integer(required=True, strict=True, validate=_seat_index)
+    locked = fields.Boolean(load_default=True)
+
+
 class SeatMuteSchema(_Base):
     seat_index = fields.Integer(required=True, strict=True, validate=_seat_index)
     muted = fields.Boolean(load_default=True)
@@ -208,6 +214,14 @@ class _ErrorBody(Schema):
     code = fields.String(required=True)
     message = fields.String(required=True)
     field = fields.String(load_default=None, allow_none=True)
+
+
+class AuthResponseSchema(_Base):
+    user_token = fields.String(required=True)
+
+
+class CallListSchema(_Base):
+    calls = fields.List(fields.Nested(CallSchema), required=True)
 
 
 class ErrorSchema(Schema):

@@ -210,7 +210,10 @@ class SeatRoom:
         return self._publish_change(identity, before)
 
     # -- seats ----------------------------------------------------------------------
-    def lock(self, actor: str, index: int) -> list[Effect]:
+    def lock(self, actor: str, index: int, locked: bool = True) -> list[Effect]:
+        """Host locks a seat (its speaker goes back to listening); ``locked=False`` unlocks."""
+        if not locked:
+            return self.unlock(actor, index)
         self.presence.require_host(actor)
         seat = self._seat_at(index)
         SEAT_TABLE.check(seat.state, "lock", actors=_HOST_ONLY)

@@ -1,0 +1,413 @@
+"""Thin async adapter over ``livekit.api`` (RoomService) plus access-token minting.
+
+Why a wrapper at all: the engine should speak in plain Python values (identities, source names
+such as ``"microphone"``) and one exception type for "that room/participant is gone", not in
+protobuf messages and Twirp error codes. Keeping every ``livekit.api`` call in this module also
+gives us one place to encode the server behaviours we verified against livekit-server v1.13.5
+(see the notes on each method), so the rest of the engine does not re-discover them.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import NamedTuple
+
+import aiohttp
+from livekit import api
+from livekit.protocol.models import TrackSource
+
+__all__ = [
+    "LiveKitControl",
+    "LiveKitNotFound",
+    "ParticipantSummary",
+    "RoomSummary",
+    "TrackSummary",
+    "TRACK_SOURCE_NAMES",
+    "mint_token",
+]
+
+#: Source names accepted by this module, as used in JWT ``canPublishSources`` grants.
+#: Maps to the protobuf ``TrackSource`` enum value.
+TRACK_SOURCE_NAMES: dict[str, TrackSource] = {
+    "camera": api.TrackSource.CAMERA,
+    "microphone": api.TrackSource.MICROPHONE,
+    "screen_share": api.TrackSource.SCREEN_SHARE,
+    "screen_share_audio": api.TrackSource.SCREEN_SHARE_AUDIO,
+}
+_SOURCE_BY_VALUE: dict[int, str] = {value: name for name, value in TRACK_SOURCE_NAMES.items()}
+_TRACK_KIND_NAMES: dict[int, str] = {
+    api.TrackType.AUDIO: "audio",
+    api.TrackType.VIDEO: "video",
+    api.TrackType.DATA: "data",
+}
+
+
+class LiveKitNotFound(LookupError):
+    """The room or participant addressed by a control call does not exist (anymore).
+
+    Raised instead of ``livekit.api.TwirpError(code="not_found")`` so callers can treat
+    "already gone" as a normal outcome (e.g. idempotent teardown) without importing livekit.
+    """
+
+    def __init__(self, message: str, *, room: str, identity: str | None = None) -> None:
+        super().__init__(message)
+        self.room = room
+        self.identity = identity
+
+
+class TrackSummary(NamedTuple):
+    """A published track as the server sees it."""
+
+    sid: str
+    kind: str  # "audio" | "video" | "data" | "unknown"
+    source: str  # "microphone" | "camera" | "screen_share" | "screen_share_audio" | "unknown"
+    name: str
+    muted: bool
+
+
+class ParticipantSummary(NamedTuple):
+    """Server-side view of a participant; unpacks as ``(identity, can_publish, sources, tracks)``.
+
+    ``can_publish_sources`` empty means "any source" when ``can_publish`` is True (livekit
+    semantics), and nothing at all when ``can_publish`` is False.
+    """
+
+    identity: str
+    can_publish: bool
+    can_publish_sources: list[str]
+    tracks: list[TrackSummary]
+
+
+class RoomSummary(NamedTuple):
+    """The subset of ``livekit.protocol.models.Room`` the engine cares about."""
+
+    name: str
+    sid: str
+    metadata: str
+    max_participants: int
+    empty_timeout: int
+    num_participants: int
+
+
+def _source_values(sources: Iterable[str]) -> list[TrackSource]:
+    values: list[TrackSource] = []
+    for source in sources:
+        try:
+            values.append(TRACK_SOURCE_NAMES[source])
+        except KeyError:
+            raise ValueError(
+                f"unknown track source {source!r}; expected one of {sorted(TRACK_SOURCE_NAMES)}"
+            ) from None
+    return values
+
+
+def _validate_source_names(sources: Iterable[str]) -> list[str]:
+    names = list(sources)
+    _source_values(names)
+    return names
+
+
+def mint_token(
+    api_key: str,
+    api_secret: str,
+    *,
+    identity: str,
+    room: str,
+    name: str | None = None,
+    can_publish: bool,
+    can_publish_sources: Sequence[str],
+    can_subscribe: bool = True,
+    can_publish_data: bool = True,
+    ttl_seconds: int,
+    metadata: str | None = None,
+    room_join: bool = True,
+) -> str:
+    """Mint a participant access token (HS256 JWT) for ``room``.
+
+    ``can_publish`` and ``can_publish_sources`` are mandatory on purpose: a forgotten
+    argument must not silently fall back to livekit's default of "may publish anything".
+    An empty ``can_publish_sources`` means "any source" (livekit semantics), so pass e.g.
+    ``["microphone"]`` to restrict a speaker to audio.
+
+    Raises:
+        ValueError: unknown source name, non-positive TTL, or empty identity/room.
+    """
+    if ttl_seconds <= 0:
+        raise ValueError("ttl_seconds must be positive")
+    if room_join and (not identity or not room):
+        raise ValueError("identity and room are required for a room_join token")
+    sources = _validate_source_names(can_publish_sources)
+    grants = api.VideoGrants(
+        room_join=room_join,
+        room=room,
+        can_publish=can_publish,
+        can_subscribe=can_subscribe,
+        can_publish_data=can_publish_data,
+        can_publish_sources=sources or None,
+    )
+    token = (
+        api.AccessToken(api_key, api_secret)
+        .with_identity(identity)
+        .with_grants(grants)
+        .with_ttl(datetime.timedelta(seconds=ttl_seconds))
+    )
+    if name is not None:
+        token = token.with_name(name)
+    if metadata is not None:
+        token = token.with_metadata(metadata)
+    return token.to_jwt()
+
+
+def _is_not_found(exc: api.TwirpError) -> bool:
+    return exc.code == api.TwirpErrorCode.NOT_FOUND
+
+
+class LiveKitControl:
+    """Async RoomService client bound to one server and credential pair.
+
+    Create it inside a running event loop (it owns an ``aiohttp.ClientSession``) and call
+    :meth:`aclose` when done, or use ``async with``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        request_timeout: float = 10.0,
+    ) -> None:
+        """Args:
+        url: ``ws://``/``wss://``/``http(s)://`` server URL (the livekit client rewrites ws->http).
+        api_key / api_secret: server credentials; the secret never leaves this process except
+            as HMAC signatures.
+        request_timeout: total seconds per RoomService call.
+        """
+        self._api = api.LiveKitAPI(
+            url,
+            api_key,
+            api_secret,
+            timeout=aiohttp.ClientTimeout(total=request_timeout),
+        )
+
+    async def __aenter__(self) -> LiveKitControl:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the underlying HTTP session."""
+        await self._api.aclose()
+
+    # ------------------------------------------------------------------ rooms
+
+    async def create_room(
+        self,
+        name: str,
+        *,
+        max_participants: int = 0,
+        empty_timeout: int | None = None,
+        departure_timeout: int | None = None,
+        metadata: str = "",
+    ) -> RoomSummary:
+        """Create ``name`` (idempotent).
+
+        ``empty_timeout``/``departure_timeout`` of ``None`` keep the server defaults
+        (300 s / 20 s). Note (v1.13.5): creating an *existing* room returns it unchanged —
+        the new ``metadata``/limits are ignored; use :meth:`set_room_metadata` to update.
+        """
+        request = api.CreateRoomRequest(
+            name=name, max_participants=max_participants, metadata=metadata
+        )
+        if empty_timeout is not None:
+            request.empty_timeout = empty_timeout
+        if departure_timeout is not None:
+            request.departure_timeout = departure_timeout
+        room = await self._api.room.create_room(request)
+        return RoomSummary(
+            name=room.name,
+            sid=room.sid,
+            metadata=room.metadata,
+            max_participants=room.max_participants,
+            empty_timeout=room.empty_timeout,
+            num_participants=room.num_participants,
+        )
+
+    async def delete_room(self, name: str) -> None:
+        """Delete a room, disconnecting everyone in it.
+
+        Raises:
+            LiveKitNotFound: the room does not exist.
+        """
+        try:
+            await self._api.room.delete_room(api.DeleteRoomRequest(room=name))
+        except api.TwirpError as exc:
+            if _is_not_found(exc):
+                raise LiveKitNotFound(f"room {name!r} not found", room=name) from exc
+            raise
+
+    async def set_room_metadata(self, room: str, metadata: str) -> None:
+        """Replace the room metadata; connected clients get ``room_metadata_changed``.
+
+        Raises:
+            LiveKitNotFound: the room does not exist.
+        """
+        try:
+            await self._api.room.update_room_metadata(
+                api.UpdateRoomMetadataRequest(room=room, metadata=metadata)
+            )
+        except api.TwirpError as exc:
+            if _is_not_found(exc):
+                raise LiveKitNotFound(f"room {room!r} not found", room=room) from exc
+            raise
+
+    async def room_exists(self, room: str) -> bool:
+        """True if the server currently has an active room called ``room``."""
+        response = await self._api.room.list_rooms(api.ListRoomsRequest(names=[room]))
+        return any(r.name == room for r in response.rooms)
+
+    # ------------------------------------------------------------------ participants
+
+    async def list_participants(self, room: str) -> list[ParticipantSummary]:
+        """Participants currently in ``room``.
+
+        Note (v1.13.5): a non-existent room yields an empty list, not an error.
+        """
+        response = await self._api.room.list_participants(api.ListParticipantsRequest(room=room))
+        result: list[ParticipantSummary] = []
+        for info in response.participants:
+            tracks = [
+                TrackSummary(
+                    sid=track.sid,
+                    kind=_TRACK_KIND_NAMES.get(track.type, "unknown"),
+                    source=_SOURCE_BY_VALUE.get(track.source, "unknown"),
+                    name=track.name,
+                    muted=track.muted,
+                )
+                for track in info.tracks
+            ]
+            result.append(
+                ParticipantSummary(
+                    identity=info.identity,
+                    can_publish=info.permission.can_publish,
+                    can_publish_sources=[
+                        _SOURCE_BY_VALUE.get(source, "unknown")
+                        for source in info.permission.can_publish_sources
+                    ],
+                    tracks=tracks,
+                )
+            )
+        return result
+
+    async def update_permissions(
+        self,
+        room: str,
+        identity: str,
+        *,
+        can_publish: bool,
+        sources: Sequence[str],
+    ) -> None:
+        """Replace the participant's permission set (FULL set, not a patch).
+
+        Always sends ``can_subscribe=True`` and ``can_publish_data=True`` alongside the given
+        publish rights, because UpdateParticipant overwrites the whole ParticipantPermission:
+        any flag not sent is reset to false (including ``can_update_metadata``/``hidden``
+        granted by the token). Every connected client (the target and the others) receives
+        ``participant_permissions_changed``.
+
+        Observed on v1.13.5 when revoking: the server unpublishes the participant's tracks
+        of no-longer-allowed sources (other clients get ``track_unpublished``; they vanish
+        from :meth:`list_participants`), but the revoked client's own SDK keeps the
+        publication in ``local_participant.track_publications`` and gets no
+        ``local_track_unpublished`` — the client should unpublish on the permission event.
+        Publishing while not allowed is silently ignored by the server; the Python SDK's
+        ``publish_track`` fails only after its own ~10 s timeout.
+
+        Raises:
+            LiveKitNotFound: the participant (or its room) does not exist.
+            ValueError: unknown source name.
+        """
+        permission = api.ParticipantPermission(
+            can_subscribe=True,
+            can_publish=can_publish,
+            can_publish_data=True,
+            can_publish_sources=_source_values(sources),
+        )
+        try:
+            await self._api.room.update_participant(
+                api.UpdateParticipantRequest(room=room, identity=identity, permission=permission)
+            )
+        except api.TwirpError as exc:
+            if _is_not_found(exc):
+                raise LiveKitNotFound(
+                    f"participant {identity!r} not found in room {room!r}",
+                    room=room,
+                    identity=identity,
+                ) from exc
+            raise
+
+    async def remove_participant(self, room: str, identity: str) -> None:
+        """Kick ``identity`` out of ``room`` (its client gets ``disconnected``).
+
+        Raises:
+            LiveKitNotFound: the participant (or its room) does not exist.
+        """
+        try:
+            await self._api.room.remove_participant(
+                api.RoomParticipantIdentity(room=room, identity=identity)
+            )
+        except api.TwirpError as exc:
+            if _is_not_found(exc):
+                raise LiveKitNotFound(
+                    f"participant {identity!r} not found in room {room!r}",
+                    room=room,
+                    identity=identity,
+                ) from exc
+            raise
+
+    # ------------------------------------------------------------------ data
+
+    async def send_data(
+        self,
+        room: str,
+        data: bytes,
+        *,
+        topic: str,
+        destination_identities: Sequence[str] | None = None,
+    ) -> None:
+        """Send a RELIABLE data packet from the server to ``room``.
+
+        ``destination_identities`` of ``None``/empty broadcasts to everyone. Receivers get
+        ``data_received`` with ``packet.participant is None`` (server-originated) and
+        ``packet.topic == topic``.
+
+        Note (v1.13.5): for a non-existent room the server answers 503
+        ``unavailable: no response from servers`` rather than not_found; we confirm with
+        ListRooms and translate to :class:`LiveKitNotFound` only when the room is really absent.
+
+        Raises:
+            LiveKitNotFound: the room does not exist.
+        """
+        request = api.SendDataRequest(
+            room=room,
+            data=data,
+            kind=api.DataPacket.Kind.RELIABLE,
+            topic=topic,
+            destination_identities=list(destination_identities or []),
+        )
+        try:
+            await self._api.room.send_data(request)
+        except api.TwirpError as exc:
+            if _is_not_found(exc) or (
+                exc.code == api.TwirpErrorCode.UNAVAILABLE and not await self.room_exists(room)
+            ):
+                raise LiveKitNotFound(f"room {room!r} not found", room=room) from exc
+            raise

@@ -1,0 +1,244 @@
+"""The engine's database: rooms and calls, every change committed before it is announced.
+
+SQLAlchemy Core over SQLite (default, a file) or PostgreSQL (by URL), same code. A room is
+stored whole (its snapshot via the wire schemas, plus presence and bans) with a row
+version; every mutation is read-modify-write under ``SELECT ... FOR UPDATE`` (PostgreSQL)
+or ``BEGIN IMMEDIATE`` (SQLite) and an optimistic row-version check, so concurrent takers
+of one seat serialize and exactly one wins. Nothing lives only in memory: a crashed engine
+restarts from here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, insert, select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from stream_core.errors import UTDStreamException
+from stream_core.models import UTDCall, UTDSeatGrid, UTDStage
+from stream_core.rooms import Room, restore_room
+from stream_core.rooms.seats import SeatRoom
+from stream_core.wire import CallSchema, SeatGridSchema, StageSchema, dump
+
+__all__ = ["Store", "StoredRoom"]
+
+T = TypeVar("T")
+_meta = MetaData()
+
+rooms = Table(
+    "rooms", _meta,
+    Column("app_id", String(128), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("livekit_name", String(300), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("snapshot", Text, nullable=False),
+    Column("present", Text, nullable=False),
+    Column("banned", Text, nullable=False),
+    Column("row_version", Integer, nullable=False),
+)
+
+calls = Table(
+    "calls", _meta,
+    Column("call_id", String(64), primary_key=True),
+    Column("app_id", String(128), nullable=False, index=True),
+    Column("livekit_name", String(300), nullable=False, unique=True),
+    Column("callee", String(128), nullable=False, index=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("ring_deadline", Float),
+    Column("data", Text, nullable=False),
+    Column("row_version", Integer, nullable=False),
+)
+
+_SEATS, _STAGE, _CALL = SeatGridSchema(), StageSchema(), CallSchema()
+_UNANSWERED = ("initiating", "ringing")
+
+
+class StoredRoom:
+    """A room as loaded: the live core object plus where it lives."""
+
+    def __init__(self, app_id: str, livekit_name: str, room: Room) -> None:
+        self.app_id = app_id
+        self.livekit_name = livekit_name
+        self.room = room
+
+
+class Store:
+    def __init__(self, url: str, *, retries: int = 8) -> None:
+        self.url = url
+        self._retries = retries
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        self.engine: Engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            _sqlite_serializable(self.engine)
+        _meta.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- rooms ----------------------------------------------------------------------
+    def read_room(self, app_id: str, name: str) -> StoredRoom | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(rooms).where(rooms.c.app_id == app_id,
+                                                   rooms.c.name == name)).first()
+        return None if row is None else _load_room(row)
+
+    def room_by_livekit_name(self, livekit_name: str) -> tuple[str, str] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(rooms.c.app_id, rooms.c.name)
+                               .where(rooms.c.livekit_name == livekit_name)).first()
+        return None if row is None else (row.app_id, row.name)
+
+    def mutate_room(self, app_id: str, name: str, livekit_name: str,
+                    change: Callable[[Room | None], tuple[Room, T]]) -> T:
+        """Apply ``change`` to the stored room (``None`` if new) and commit, atomically.
+
+        ``change`` may raise ``UTDStreamException``: nothing is written. A lost race on the
+        row version is retried with fresh state, which is how the loser of a seat race
+        ends up with 409 ``seat_taken`` from the core rather than a database error.
+        """
+        for _attempt in range(self._retries):
+            try:
+                with self.engine.begin() as conn:
+                    row = conn.execute(select(rooms).where(rooms.c.app_id == app_id,
+                                                           rooms.c.name == name)
+                                       .with_for_update()).first()
+                    room, result = change(None if row is None else _load_room(row).room)
+                    values = _room_values(room)
+                    if row is None:
+                        conn.execute(insert(rooms).values(app_id=app_id, name=name,
+                                                          livekit_name=livekit_name,
+                                                          row_version=1, **values))
+                        return result
+                    done = conn.execute(update(rooms).where(
+                        rooms.c.app_id == app_id, rooms.c.name == name,
+                        rooms.c.row_version == row.row_version,
+                    ).values(row_version=row.row_version + 1, **values))
+                    if done.rowcount == 1:
+                        return result
+                    raise _Retry()
+            except (_Retry, IntegrityError, OperationalError):
+                continue
+        raise UTDStreamException.conflict("the room is busy; try again")
+
+    # -- calls ----------------------------------------------------------------------
+    def insert_call(self, app_id: str, livekit_name: str, call: UTDCall) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(calls).values(app_id=app_id, livekit_name=livekit_name,
+                                              row_version=1, **_call_values(call)))
+
+    def read_call(self, app_id: str, call_id: str) -> UTDCall:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(calls).where(calls.c.call_id == call_id,
+                                                   calls.c.app_id == app_id)).first()
+        if row is None:
+            raise UTDStreamException.not_found(f"unknown call {call_id!r}")
+        return _load_call(row)
+
+    def call_by_livekit_name(self, livekit_name: str) -> tuple[str, str] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(calls.c.app_id, calls.c.call_id)
+                               .where(calls.c.livekit_name == livekit_name)).first()
+        return None if row is None else (row.app_id, row.call_id)
+
+    def mutate_call(self, app_id: str, call_id: str,
+                    change: Callable[[UTDCall], tuple[UTDCall, T]]) -> tuple[UTDCall, T, int]:
+        """Apply ``change`` to a stored call and commit; returns (call, result, row version)."""
+        for _attempt in range(self._retries):
+            try:
+                with self.engine.begin() as conn:
+                    row = conn.execute(select(calls).where(calls.c.call_id == call_id,
+                                                           calls.c.app_id == app_id)
+                                       .with_for_update()).first()
+                    if row is None:
+                        raise UTDStreamException.not_found(f"unknown call {call_id!r}")
+                    call, result = change(_load_call(row))
+                    done = conn.execute(update(calls).where(
+                        calls.c.call_id == call_id, calls.c.row_version == row.row_version,
+                    ).values(row_version=row.row_version + 1, **_call_values(call)))
+                    if done.rowcount == 1:
+                        return call, result, row.row_version + 1
+                    raise _Retry()
+            except (_Retry, OperationalError):
+                continue
+        raise UTDStreamException.conflict("the call is busy; try again")
+
+    def incoming_calls(self, app_id: str, callee: str) -> list[UTDCall]:
+        with self.engine.connect() as conn:
+            result = conn.execute(select(calls).where(
+                calls.c.app_id == app_id, calls.c.callee == callee,
+                calls.c.status.in_(_UNANSWERED)))
+            found = [_load_call(row) for row in result]
+        return sorted(found, key=lambda c: c.created_at)
+
+    def next_ring_deadline(self) -> float | None:
+        from sqlalchemy import func
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.min(calls.c.ring_deadline))
+                                 .where(calls.c.status.in_(_UNANSWERED))).scalar()
+        return None if value is None else float(value)
+
+    def due_calls(self, now: float) -> list[tuple[str, str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(calls.c.app_id, calls.c.call_id).where(
+                calls.c.status.in_(_UNANSWERED), calls.c.ring_deadline <= now)).all()
+        return [(r.app_id, r.call_id) for r in rows]
+
+
+class _Retry(Exception):
+    pass
+
+
+def _sqlite_serializable(engine: Engine) -> None:
+    """Make SQLite transactions take the write lock up front (``BEGIN IMMEDIATE``).
+
+    pysqlite's default deferred transactions let two read-then-write transactions both
+    read and then fail to upgrade; with IMMEDIATE the second simply waits its turn.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _room_values(room: Room) -> dict[str, Any]:
+    snapshot = room.snapshot()
+    schema = _SEATS if isinstance(room, SeatRoom) else _STAGE
+    return {"kind": "seats" if isinstance(room, SeatRoom) else "stage",
+            "snapshot": json.dumps(dump(schema, snapshot)),
+            "present": json.dumps(room.presence.present),
+            "banned": json.dumps(sorted(room.presence.banned))}
+
+
+def _load_room(row: Any) -> StoredRoom:
+    schema = _SEATS if row.kind == "seats" else _STAGE
+    snapshot: UTDSeatGrid | UTDStage = schema.load(json.loads(row.snapshot))
+    room = restore_room(snapshot, json.loads(row.present), set(json.loads(row.banned)))
+    return StoredRoom(row.app_id, row.livekit_name, room)
+
+
+def _call_values(call: UTDCall) -> dict[str, Any]:
+    clean = replace(call, token=None, url=None)  # tokens are minted per request, never stored
+    return {"call_id": call.call_id, "callee": call.callee_identity,
+            "status": call.status.value, "ring_deadline": call.ring_deadline,
+            "data": json.dumps(dump(_CALL, clean))}
+
+
+def _load_call(row: Any) -> UTDCall:
+    call: UTDCall = _CALL.load(json.loads(row.data))
+    return call

@@ -69,7 +69,7 @@ class FakeEngine:
 
     # -- identity and tokens --------------------------------------------------------
     def authenticate(self, *, identity: str, name: str | None = None,
-                     device_id: str | None = None) -> str:
+                     device_id: str | None = None, signature: str | None = None) -> str:
         check_identity(identity)
         with self._lock:
             self._limit("authenticate", identity)
@@ -78,7 +78,8 @@ class FakeEngine:
     def mint_token(self, *, identity: str, room_name: str, stream_type: UTDStreamType,
                    as_host: bool = False, name: str | None = None,
                    device_id: str | None = None, seat_count: int | None = None,
-                   seat_mode: UTDSeatMode | None = None) -> UTDTokenResponse:
+                   seat_mode: UTDSeatMode | None = None,
+                   signature: str | None = None) -> UTDTokenResponse:
         check_identity(identity)
         check_identity(room_name, "room_name")
         with self._lock:

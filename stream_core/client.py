@@ -70,11 +70,14 @@ class UTDStreamClient:
         return self._identity
 
     async def authenticate(self, identity: str, *, name: str | None = None,
-                           device_id: str | None = None) -> str:
-        """Mint a room-less bearer for ``identity`` (needed for calls); returns it."""
+                           device_id: str | None = None, signature: str | None = None) -> str:
+        """Mint a room-less bearer for ``identity`` (needed for calls); returns it.
+
+        ``signature`` is your backend's HMAC of the identity, for apps that verify identities.
+        """
         check_identity(identity)
         token = await self._engine(self.engine.authenticate, identity=identity, name=name,
-                                   device_id=device_id)
+                                   device_id=device_id, signature=signature)
         self._identity, self._user_token = identity, token
         return token
 
@@ -96,11 +99,11 @@ class UTDStreamClient:
         return await self._engine(self.engine.wait_incoming_call, self._bearer(), timeout)
 
     async def join_live_stream(self, identity: str, room_name: str, *, as_host: bool = False,
-                               name: str | None = None,
-                               device_id: str | None = None) -> UTDLiveStreamSession:
+                               name: str | None = None, device_id: str | None = None,
+                               signature: str | None = None) -> UTDLiveStreamSession:
         """Mint a room token, connect, and return a live stream session."""
         grant = await self._mint(identity, room_name, UTDStreamType.LIVE_STREAM, as_host, name,
-                                 device_id)
+                                 device_id, signature=signature)
         session = UTDLiveStreamSession(engine=self.engine, media=self._media_factory(),
                                        identity=identity, user_token=grant.user_token,
                                        room_name=grant.room_name, is_host=as_host,
@@ -111,7 +114,8 @@ class UTDStreamClient:
     async def join_audio_room(self, identity: str, room_name: str, *, as_host: bool = False,
                               name: str | None = None, device_id: str | None = None,
                               seat_count: int | None = None,
-                              seat_mode: UTDSeatMode | str | None = None) -> UTDAudioRoomSession:
+                              seat_mode: UTDSeatMode | str | None = None,
+                              signature: str | None = None) -> UTDAudioRoomSession:
         """Mint a room token, connect, and return an audio room session.
 
         A host may seed the grid with ``seat_count`` / ``seat_mode``; others may not.
@@ -122,7 +126,8 @@ class UTDStreamClient:
             check_seat_count(seat_count)
         mode = None if seat_mode is None else parse_seat_mode(seat_mode)
         grant = await self._mint(identity, room_name, UTDStreamType.AUDIO_ROOM, as_host, name,
-                                 device_id, seat_count=seat_count, seat_mode=mode)
+                                 device_id, seat_count=seat_count, seat_mode=mode,
+                                 signature=signature)
         session = UTDAudioRoomSession(engine=self.engine, media=self._media_factory(),
                                       identity=identity, user_token=grant.user_token,
                                       room_name=grant.room_name, is_host=as_host,

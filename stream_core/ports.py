@@ -45,10 +45,14 @@ class EnginePort(Protocol):
     def mint_token(self, *, identity: str, room_name: str, stream_type: UTDStreamType,
                    as_host: bool = False, name: str | None = None,
                    device_id: str | None = None, seat_count: int | None = None,
-                   seat_mode: UTDSeatMode | None = None) -> UTDTokenResponse: ...
+                   seat_mode: UTDSeatMode | None = None,
+                   signature: str | None = None) -> UTDTokenResponse:
+        """Join ``room_name``. ``signature``: the app backend's HMAC of the identity, for
+        apps with identity verification on."""
+        ...
 
     def authenticate(self, *, identity: str, name: str | None = None,
-                     device_id: str | None = None) -> str: ...
+                     device_id: str | None = None, signature: str | None = None) -> str: ...
 
     # -- 1:1 calls ------------------------------------------------------------------
     def create_call(self, user_token: str, *, callee_identity: str, type: UTDStreamType,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -51,3 +53,35 @@ def make_client(engine: FakeEngine, sfu: FakeSFU) -> Callable[[], UTDStreamClien
                                media_factory=lambda: FakeMedia(sfu), grant_timeout=5.0)
 
     return make
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_livekit_binary() -> None:
+    """Skip on a developer machine without livekit-server; FAIL in CI (never skip silently)."""
+    from engine.livekit_process import LiveKitServerNotFound, resolve_server_binary
+
+    try:
+        resolve_server_binary()
+    except LiveKitServerNotFound as exc:
+        reason = f"{exc}; run `make tools` to build it"
+        if _in_ci():
+            pytest.fail(reason + " (CI: this is an error, not a skip)")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[Any]:
+    """A real livekit-server + engine process + SQLite, shared by the session."""
+    require_livekit_binary()
+    from engine.config import AppConfig
+    from engine.stack import LocalStack
+
+    stack = LocalStack(apps=[AppConfig("suite-app", "suite-key")])
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()

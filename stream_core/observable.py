@@ -72,7 +72,8 @@ class Observable(Generic[T]):
                     return
                 yield item  # type: ignore[misc]
         finally:
-            self._queues.remove(queue)
+            if queue in self._queues:
+                self._queues.remove(queue)
 
     async def wait_for(self, predicate: Callable[[T], bool], timeout: float,
                        what: str | None = None) -> T:
@@ -100,10 +101,12 @@ class Observable(Generic[T]):
         return len(self._listeners) + len(self._queues)
 
     def close(self) -> None:
+        """End every iterator (a suspended one ends at its next step) and drop listeners."""
         self._closed = True
         self._listeners.clear()
         for queue in self._queues:
             queue.put_nowait(_CLOSED)
+        self._queues.clear()
 
     def __repr__(self) -> str:
         return f"Observable({self._name}={self._value!r})"
@@ -139,7 +142,8 @@ class EventStream(Generic[T]):
                     return
                 yield item  # type: ignore[misc]
         finally:
-            self._queues.remove(queue)
+            if queue in self._queues:
+                self._queues.remove(queue)
 
     @property
     def subscriber_count(self) -> int:
@@ -149,3 +153,4 @@ class EventStream(Generic[T]):
         self._closed = True
         for queue in self._queues:
             queue.put_nowait(_CLOSED)
+        self._queues.clear()

@@ -89,8 +89,9 @@ class UTDRoom:
         state = media.connection_state
         self.connection_state.set(state)
         self.connected.set(state is ConnectionState.CONNECTED)
-        self.permissions.set(media.permissions)
-        self.can_publish.set(media.permissions.can_publish)
+        connected = state is ConnectionState.CONNECTED
+        self.permissions.set(media.permissions if connected else UTDPermissions())
+        self.can_publish.set(connected and media.permissions.can_publish)
         self.remote_participants.set(tuple(media.remote_participants))
         self.metadata.set(media.room_metadata)
 

@@ -134,19 +134,16 @@ class EngineService:
         lk_name = self._lk_room(app.app_id, room_name)
         as_host = body.get("role") == "host"
 
-        def change(room: Room | None) -> tuple[Room, tuple[list[Effect], frozenset[str]]]:
+        def change(room: Room | None) -> tuple[Room, tuple[list[Effect], frozenset[str], str]]:
             room = room or new_room(stream_type, room_name)
             effects = admit(room, identity, stream_type=stream_type, as_host=as_host,
                             name=body.get("name"), seat_count=body.get("seat_count"),
                             seat_mode=body.get("seat_mode"))
-            return room, (effects, room.publish_sources(identity))
+            return room, (effects, room.publish_sources(identity), _state_json(room))
 
         async with self._room_locks[(app.app_id, room_name)]:
-            effects, sources = await asyncio.to_thread(self.store.mutate_room, app.app_id,
-                                                       room_name, lk_name, change)
-        stored = await asyncio.to_thread(self.store.read_room, app.app_id, room_name)
-        assert stored is not None
-        state = json.dumps(dump(_STATE, room_state(stored.room)))
+            effects, sources, state = await asyncio.to_thread(
+                self.store.mutate_room, app.app_id, room_name, lk_name, change)
         await self._livekit("create room", self.control.create_room(lk_name, metadata=state))
         await self._apply(lk_name, effects)
         await self._push(lk_name, state)
@@ -174,7 +171,7 @@ class EngineService:
         if method is not None:
             self._limit("mutate", who.app_id, who.identity)
 
-        def change(room: Room | None) -> tuple[Room, tuple[list[Effect], Any]]:
+        def change(room: Room | None) -> tuple[Room, tuple[list[Effect], Any, str]]:
             if room is None:
                 raise UTDStreamException.not_found(f"no room {room_name!r}")
             if not isinstance(room, cls):
@@ -189,19 +186,20 @@ class EngineService:
                     effects = out
                 else:
                     result = out  # request_to_speak returns the request
-            return room, (effects, result if result is not None else room.snapshot())
+            state = _state_json(room) if method is not None else ""
+            return room, (effects, result if result is not None else room.snapshot(), state)
 
+        lock = self._room_locks[(who.app_id, room_name)]
         if method is None:
-            stored = await asyncio.to_thread(self.store.read_room, who.app_id, room_name)
-            return change(stored.room if stored else None)[1][1]
+            async with lock:  # the stored object may be the one a writer is changing
+                stored = await asyncio.to_thread(self.store.read_room, who.app_id, room_name)
+                return change(stored.room if stored else None)[1][1]
         lk_name = self._lk_room(who.app_id, room_name)
-        async with self._room_locks[(who.app_id, room_name)]:
-            effects, result = await asyncio.to_thread(self.store.mutate_room, who.app_id,
-                                                      room_name, lk_name, change)
-            stored = await asyncio.to_thread(self.store.read_room, who.app_id, room_name)
-        assert stored is not None
+        async with lock:
+            effects, result, state = await asyncio.to_thread(
+                self.store.mutate_room, who.app_id, room_name, lk_name, change)
         await self._apply(lk_name, effects)
-        await self._push(lk_name, json.dumps(dump(_STATE, room_state(stored.room))))
+        await self._push(lk_name, state)
         return result
 
     # -- calls ----------------------------------------------------------------------
@@ -340,17 +338,16 @@ class EngineService:
             return
         app_id, room_name = found
 
-        def change(room: Room | None) -> tuple[Room, list[Effect]]:
+        def change(room: Room | None) -> tuple[Room, tuple[list[Effect], str]]:
             assert room is not None
-            return room, room.leave(identity)
+            effects = room.leave(identity)
+            return room, (effects, _state_json(room))
 
         async with self._room_locks[(app_id, room_name)]:
-            effects = await asyncio.to_thread(self.store.mutate_room, app_id, room_name,
-                                              livekit_room, change)
-            stored = await asyncio.to_thread(self.store.read_room, app_id, room_name)
-        assert stored is not None
+            effects, state = await asyncio.to_thread(self.store.mutate_room, app_id, room_name,
+                                                     livekit_room, change)
         await self._apply(livekit_room, effects)
-        await self._push(livekit_room, json.dumps(dump(_STATE, room_state(stored.room))))
+        await self._push(livekit_room, state)
 
     async def room_finished(self, livekit_room: str) -> None:
         found_call = await asyncio.to_thread(self.store.call_by_livekit_name, livekit_room)
@@ -393,3 +390,8 @@ class EngineService:
         except Exception as exc:  # LiveKit down: the database stays the truth
             _log.warning("LiveKit %s failed: %s", what, type(exc).__name__)
             return None
+
+
+def _state_json(room: Room) -> str:
+    """The room's state document, made inside the transaction that committed it."""
+    return json.dumps(dump(_STATE, room_state(room)))

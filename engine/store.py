@@ -74,6 +74,7 @@ class Store:
     def __init__(self, url: str, *, retries: int = 8) -> None:
         self.url = url
         self._retries = retries
+        self._cache: dict[tuple[str, str], tuple[int, Room]] = {}
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
@@ -90,7 +91,8 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(select(rooms).where(rooms.c.app_id == app_id,
                                                    rooms.c.name == name)).first()
-        return None if row is None else _load_room(row)
+        return None if row is None else StoredRoom(row.app_id, row.livekit_name,
+                                                   self._room_of(row))
 
     def room_by_livekit_name(self, livekit_name: str) -> tuple[str, str] | None:
         with self.engine.connect() as conn:
@@ -106,29 +108,49 @@ class Store:
         row version is retried with fresh state, which is how the loser of a seat race
         ends up with 409 ``seat_taken`` from the core rather than a database error.
         """
+        key = (app_id, name)
         for _attempt in range(self._retries):
             try:
                 with self.engine.begin() as conn:
                     row = conn.execute(select(rooms).where(rooms.c.app_id == app_id,
                                                            rooms.c.name == name)
                                        .with_for_update()).first()
-                    room, result = change(None if row is None else _load_room(row).room)
+                    room, result = change(None if row is None else self._room_of(row))
                     values = _room_values(room)
                     if row is None:
                         conn.execute(insert(rooms).values(app_id=app_id, name=name,
                                                           livekit_name=livekit_name,
                                                           row_version=1, **values))
-                        return result
-                    done = conn.execute(update(rooms).where(
-                        rooms.c.app_id == app_id, rooms.c.name == name,
-                        rooms.c.row_version == row.row_version,
-                    ).values(row_version=row.row_version + 1, **values))
-                    if done.rowcount == 1:
-                        return result
-                    raise _Retry()
+                        version = 1
+                    else:
+                        done = conn.execute(update(rooms).where(
+                            rooms.c.app_id == app_id, rooms.c.name == name,
+                            rooms.c.row_version == row.row_version,
+                        ).values(row_version=row.row_version + 1, **values))
+                        if done.rowcount != 1:
+                            raise _Retry()
+                        version = row.row_version + 1
+                self._cache[key] = (version, room)  # committed: this object is the truth
+                return result
             except (_Retry, IntegrityError, OperationalError):
+                self._cache.pop(key, None)
                 continue
+            except BaseException:
+                self._cache.pop(key, None)  # never trust an object a failed change touched
+                raise
         raise UTDStreamException.conflict("the room is busy; try again")
+
+    def _room_of(self, row: Any) -> Room:
+        """The room at ``row``'s version: the cached object if it is that version.
+
+        Restoring a 64-seat room from JSON costs a few milliseconds; the cache makes the
+        common case (one engine process, consecutive changes) skip it. The row version
+        check keeps it correct when several engine processes share the database.
+        """
+        cached = self._cache.get((row.app_id, row.name))
+        if cached is not None and cached[0] == row.row_version:
+            return cached[1]
+        return _load_room(row).room
 
     # -- calls ----------------------------------------------------------------------
     def insert_call(self, app_id: str, livekit_name: str, call: UTDCall) -> None:

@@ -72,6 +72,8 @@ class CallLedger:
 
     def restore(self, call: UTDCall) -> UTDCall:
         """Add a call in whatever status it has (engine start-up, client mirror)."""
+        if call.call_id in self._calls:  # replace: detach the old model from the machine
+            self.discard(call.call_id)
         model = _CallModel(call)
         self._machine.add_model(model, initial=call.status)
         self._calls[call.call_id] = model

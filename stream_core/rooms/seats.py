@@ -40,6 +40,11 @@ def parse_seat_mode(mode: object) -> UTDSeatMode:
             "seat_mode must be 'free' or 'request'", field="seat_mode") from None
 
 
+def _sources(state: SpeakerState, seat_muted: bool) -> frozenset[str]:
+    """A seated participant publishes what its role grants, unless the host muted the seat."""
+    return _NOTHING if seat_muted else SPEAKER_PUBLISH.get(state, _NOTHING)
+
+
 class _Seat:
     state: SeatState
 
@@ -233,6 +238,8 @@ class SeatRoom:
     def mute(self, actor: str, index: int, muted: bool = True) -> list[Effect]:
         """Host mutes (or unmutes) a seat: its occupant's microphone grant follows."""
         self.presence.require_host(actor)
+        if not isinstance(muted, bool):
+            raise UTDStreamException.invalid("muted must be true or false", field="muted")
         seat = self._seat_at(index)
         if seat.muted == muted:
             return []
@@ -247,9 +254,20 @@ class SeatRoom:
 
     def publish_sources(self, identity: str) -> frozenset[str]:
         speaker = self._speakers.get(identity)
-        if speaker is None or speaker.seat is None or self._seats[speaker.seat].muted:
+        if speaker is None or speaker.seat is None:
             return _NOTHING
-        return SPEAKER_PUBLISH.get(speaker.state, _NOTHING)
+        return _sources(speaker.state, self._seats[speaker.seat].muted)
+
+    @staticmethod
+    def grid_publish_sources(grid: UTDSeatGrid, identity: str) -> frozenset[str]:
+        """What ``identity`` may publish per a snapshot, without rebuilding the room.
+
+        Clients ask this on every state push; a restored 64-seat room costs milliseconds.
+        """
+        index = grid.seat_of(identity)
+        if index is None:
+            return _NOTHING
+        return _sources(SpeakerState.SPEAKER, grid.seats[index].muted)
 
     def snapshot(self) -> UTDSeatGrid:
         seats = tuple(UTDSeat(s.index, s.occupant, s.state is SeatState.LOCKED, s.muted)

@@ -119,7 +119,7 @@ class UTDAudioRoomSession(UTDSession):
         grid = self.seats.value
         if grid is None:
             return frozenset()
-        return SeatRoom.restore(grid).publish_sources(self.identity)
+        return SeatRoom.grid_publish_sources(grid, self.identity)
 
     def _close_observables(self) -> None:
         self.seats.close()

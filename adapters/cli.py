@@ -16,14 +16,20 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--fake", action="store_true", help="use the in-memory engine and SFU")
     sub.add_parser("engine", help="serve the reference engine (see `utd-stream engine -h`)",
                    add_help=False)
+    from adapters.join import add_arguments as join_arguments
+    join = sub.add_parser("join", help="run one headless participant (bots, load tests)")
+    join_arguments(join)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["engine"]:
         from engine.__main__ import serve
         return serve(argv[1:])
     args = parser.parse_args(argv)
+    if args.command == "join":
+        from adapters.join import run
+        return asyncio.run(run(args))
     if args.command == "demo":
-        from adapters.demo import run_fake_demo
-        return asyncio.run(run_fake_demo(sys.stdout))
+        from adapters.demo import run_fake_demo, run_real_demo
+        return asyncio.run((run_fake_demo if args.fake else run_real_demo)(sys.stdout))
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from bench import engine, machines
+from bench import engine, machines, sessions
 
 __all__ = ["MODULES", "format_table", "main"]
 
-MODULES: tuple[ModuleType, ...] = (machines, engine)
+MODULES: tuple[ModuleType, ...] = (machines, engine, sessions)
 
 
 def _cell(value: Any) -> str:

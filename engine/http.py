@@ -21,7 +21,7 @@ from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.wire import CallListSchema, CallSchema, dump, load
 
 from engine.config import EngineConfig
-from engine.livekit_control import LiveKitControl
+from engine.livekit_control import TRACK_SOURCE_NAMES, LiveKitControl
 from engine.openapi import build_openapi
 from engine.routes import ROUTES, Route
 from engine.service import EngineService
@@ -30,6 +30,7 @@ from engine.store import Store
 __all__ = ["create_app", "SERVICE"]
 
 _log = logging.getLogger("utd_stream.engine")
+_SOURCE_NAMES = {int(value): name for name, value in TRACK_SOURCE_NAMES.items()}
 SERVICE = web.AppKey("service", EngineService)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -67,10 +68,10 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
 async def _body(request: web.Request, route: Route) -> dict[str, Any]:
     if route.request is None:
         return {}
-    text = await request.text()
+    raw = await request.read()  # bytes: a bad charset or non-UTF-8 body is a 400, not a 500
     try:
-        payload = json.loads(text) if text.strip() else {}
-    except ValueError:
+        payload = json.loads(raw) if raw.strip() else {}
+    except ValueError:  # includes UnicodeDecodeError
         raise UTDStreamException("body is not valid JSON", status_code=400,
                                  code=ErrorCode.INVALID_ARGUMENT, field="body") from None
     if not isinstance(payload, dict):
@@ -89,12 +90,14 @@ def _answer(route: Route, result: Any) -> web.Response:
 def _handler(route: Route) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         service = request.app[SERVICE]
-        body = await _body(request, route)
         if not route.auth:
+            body = await _body(request, route)
             if route.path.endswith("/token"):
                 return _answer(route, await service.mint_token(body))
             return _answer(route, await service.authenticate(body))
+        # credentials first: an unauthenticated caller gets 401, never a schema lesson (422)
         who = service.caller(request.headers.get("Authorization"))
+        body = await _body(request, route)
         info = request.match_info
         if route.op is not None:
             args, kwargs = route.args(body)
@@ -133,7 +136,7 @@ def _timeout(request: web.Request) -> float:
 async def _webhook(request: web.Request) -> web.Response:
     """LiveKit webhooks, verified with LiveKit's own receiver (signed with the API secret)."""
     service = request.app[SERVICE]
-    body = await request.text()
+    body = (await request.read()).decode("utf-8", errors="replace")  # garbage fails the check
     receiver = lk_api.WebhookReceiver(lk_api.TokenVerifier(service.config.livekit_api_key,
                                                             service.config.livekit_api_secret))
     try:
@@ -142,6 +145,12 @@ async def _webhook(request: web.Request) -> web.Response:
         raise UTDStreamException.unauthenticated("webhook signature did not verify") from None
     if event.event == "participant_left" and event.participant.identity:
         await service.participant_left(event.room.name, event.participant.identity)
+    elif event.event == "participant_joined" and event.participant.identity:
+        granted = event.participant.permission
+        await service.participant_joined(
+            event.room.name, event.participant.identity, can_publish=granted.can_publish,
+            sources=frozenset(_SOURCE_NAMES.get(s, "unknown")
+                              for s in granted.can_publish_sources))
     elif event.event == "room_finished":
         await service.room_finished(event.room.name)
     return web.json_response({"ok": True})

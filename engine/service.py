@@ -90,6 +90,7 @@ class EngineService:
         self._ledger_lock = asyncio.Lock()
         self._room_locks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._incoming = asyncio.Condition()
+        self._incoming_serial = 0  # bumped under ``_incoming`` whenever a call is created
         self._handed_out: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._timer_wake = asyncio.Event()
 
@@ -141,12 +142,12 @@ class EngineService:
                             seat_mode=body.get("seat_mode"))
             return room, (effects, room.publish_sources(identity), _state_json(room))
 
-        async with self._room_locks[(app.app_id, room_name)]:
+        async with self._room_locks[(app.app_id, room_name)]:  # held: LiveKit in commit order
             effects, sources, state = await asyncio.to_thread(
                 self.store.mutate_room, app.app_id, room_name, lk_name, change)
-        await self._livekit("create room", self.control.create_room(lk_name, metadata=state))
-        await self._apply(lk_name, effects)
-        await self._push(lk_name, state)
+            await self._livekit("create room", self.control.create_room(lk_name, metadata=state))
+            await self._apply(lk_name, effects)
+            await self._push(lk_name, state)
         token = mint_token(self.config.livekit_api_key, self.config.livekit_api_secret,
                            identity=identity, room=lk_name, name=body.get("name"),
                            can_publish=bool(sources), can_publish_sources=sorted(sources),
@@ -195,11 +196,11 @@ class EngineService:
                 stored = await asyncio.to_thread(self.store.read_room, who.app_id, room_name)
                 return change(stored.room if stored else None)[1][1]
         lk_name = self._lk_room(who.app_id, room_name)
-        async with lock:
+        async with lock:  # held until LiveKit has the effects: grants land in commit order
             effects, result, state = await asyncio.to_thread(
                 self.store.mutate_room, who.app_id, room_name, lk_name, change)
-        await self._apply(lk_name, effects)
-        await self._push(lk_name, state)
+            await self._apply(lk_name, effects)
+            await self._push(lk_name, state)
         return result
 
     # -- calls ----------------------------------------------------------------------
@@ -218,6 +219,7 @@ class EngineService:
         await self._livekit("create call room", self.control.create_room(
             lk_name, max_participants=2, metadata=state, empty_timeout=60))
         async with self._incoming:
+            self._incoming_serial += 1
             self._incoming.notify_all()
         self._timer_wake.set()
         return self._with_token(who, call)
@@ -251,6 +253,7 @@ class EngineService:
         seen = self._handed_out[(who.app_id, who.identity)]
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
+            serial = self._incoming_serial  # a call created after this is looked for again
             fresh = [c for c in await self.incoming_calls(who) if c.call_id not in seen]
             if fresh:
                 seen.add(fresh[0].call_id)
@@ -259,6 +262,8 @@ class EngineService:
             if remaining <= 0:
                 return None
             async with self._incoming:
+                if self._incoming_serial != serial:
+                    continue  # created (and announced) while we were reading: read again
                 try:
                     await asyncio.wait_for(self._incoming.wait(), remaining)
                 except TimeoutError:
@@ -282,16 +287,26 @@ class EngineService:
                 await self._after_call(app_id, call, effects, version)
         return missed
 
-    async def run_ring_timer(self) -> None:
-        """Arm a timer at the next ring deadline; re-arm when a call is created."""
+    async def run_ring_timer(self, *, retry_after: float = 1.0) -> None:
+        """Arm a timer at the next ring deadline; re-arm when a call is created.
+
+        The wake-up flag is cleared *before* the deadline is read, so a call created while
+        it is being read still wakes the timer. A failure (database briefly unreachable) is
+        logged and retried ``retry_after`` seconds later: the timer never dies with it.
+        """
         while True:
-            deadline = await asyncio.to_thread(self.store.next_ring_deadline)
-            delay = None if deadline is None else max(0.0, deadline - self._clock())
             self._timer_wake.clear()
             try:
-                await asyncio.wait_for(self._timer_wake.wait(), delay)
-            except TimeoutError:
-                await self.expire_due()
+                deadline = await asyncio.to_thread(self.store.next_ring_deadline)
+                delay = None if deadline is None else max(0.0, deadline - self._clock())
+                try:
+                    await asyncio.wait_for(self._timer_wake.wait(), delay)
+                except TimeoutError:
+                    await self.expire_due()
+            except Exception as exc:  # noqa: BLE001 - keep the timer alive, say why
+                _log.warning("ring timer: %s; retrying in %.1f s", type(exc).__name__,
+                             retry_after)
+                await asyncio.sleep(retry_after)
 
     def _apply_call(self, call: UTDCall, trigger: str,
                     actor: str | None) -> tuple[UTDCall, list[Effect]]:
@@ -346,8 +361,31 @@ class EngineService:
         async with self._room_locks[(app_id, room_name)]:
             effects, state = await asyncio.to_thread(self.store.mutate_room, app_id, room_name,
                                                      livekit_room, change)
-        await self._apply(livekit_room, effects)
-        await self._push(livekit_room, state)
+            await self._apply(livekit_room, effects)
+            await self._push(livekit_room, state)
+
+    async def participant_joined(self, livekit_room: str, identity: str, *,
+                                 can_publish: bool, sources: frozenset[str]) -> None:
+        """A participant reached LiveKit with a token minted earlier (``can_publish`` /
+        ``sources`` as granted): bring its grant up to what the room says now (a seat or
+        stage slot won or lost since the mint, when no grant could reach it), and remove it
+        if it was banned since. Nothing is sent when the token is still right."""
+        found = await asyncio.to_thread(self.store.room_by_livekit_name, livekit_room)
+        if found is None:
+            return
+        async with self._room_locks[found]:
+            stored = await asyncio.to_thread(self.store.read_room, *found)
+            if stored is None:
+                return
+            if identity in stored.room.presence.banned:
+                await self._livekit("remove", self.control.remove_participant(livekit_room,
+                                                                              identity))
+                return
+            wanted = stored.room.publish_sources(identity)
+            if can_publish == bool(wanted) and (not wanted or sources == wanted):
+                return
+            await self._livekit("grant", self.control.update_permissions(
+                livekit_room, identity, can_publish=bool(wanted), sources=sorted(wanted)))
 
     async def room_finished(self, livekit_room: str) -> None:
         found_call = await asyncio.to_thread(self.store.call_by_livekit_name, livekit_room)

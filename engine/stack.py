@@ -47,6 +47,9 @@ class LocalStack:
         self.database_url = database_url
         self.ring_timeout = ring_timeout
         self._rates = (token_rate, mutate_rate)
+        #: The engine's bearer signing secret, kept across ``restart_engine`` so bearers
+        #: issued before a crash stay valid (and tests can forge expired ones).
+        self.signing_secret = secrets.token_urlsafe(32)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.livekit = LiveKitServer(webhook_urls=[f"{self.base_url}/api/v1/livekit/webhook"])
@@ -60,29 +63,58 @@ class LocalStack:
     def start(self, timeout: float = 60.0) -> LocalStack:
         deadline = time.monotonic() + timeout
         self.livekit.start(timeout=timeout)
+        try:
+            self._spawn_engine(deadline)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def restart_engine(self, timeout: float = 30.0) -> None:
+        """Start the engine again (after ``kill_engine``, or killing it now) on the same
+        port, state directory, database and secrets; livekit-server keeps running."""
+        if self._proc is not None and self._proc.poll() is None:
+            self.kill_engine()
+        self._proc = None
+        self._spawn_engine(time.monotonic() + timeout)
+
+    @property
+    def log_path(self) -> Path:
+        """The engine's combined stdout/stderr (appended to across restarts)."""
+        return self.state_dir / "engine.log"
+
+    @property
+    def engine_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def engine_invocation(self, port: int | None = None) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment that run this stack's engine (on ``port``,
+        default the stack's own): a second engine on the same database and secrets is
+        how tests check that engines sharing a database still serialize."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("UTD_ENGINE_")}
         env.update({
             "UTD_ENGINE_LIVEKIT_API_SECRET": self.livekit.api_secret,
-            "UTD_ENGINE_SIGNING_SECRET": secrets.token_urlsafe(32),
+            "UTD_ENGINE_SIGNING_SECRET": self.signing_secret,
             "UTD_ENGINE_APPS": ",".join(
                 f"{a.app_id}:{a.app_key}" + (f":{a.server_secret}" if a.server_secret else "")
                 for a in self.apps),
         })
         if self.database_url:
             env["UTD_ENGINE_DATABASE_URL"] = self.database_url
-        args = [sys.executable, "-m", "engine", "--port", str(self.port),
+        args = [sys.executable, "-m", "engine", "--port", str(port or self.port),
                 "--state-dir", str(self.state_dir), "--livekit-url", self.livekit.url,
                 "--livekit-api-key", self.livekit.api_key,
                 "--ring-timeout", str(self.ring_timeout),
                 "--token-rate", self._rates[0], "--mutate-rate", self._rates[1]]
-        self._log = open(self.state_dir / "engine.log", "wb")
+        return args, env
+
+    def _spawn_engine(self, deadline: float) -> None:
+        args, env = self.engine_invocation()
+        if self._log is not None:
+            self._log.close()
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        try:
-            self._wait_ready(deadline)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        self._wait_ready(deadline)
 
     def _wait_ready(self, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -98,7 +130,7 @@ class LocalStack:
         raise RuntimeError(f"engine not ready in time:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
-        path = self.state_dir / "engine.log"
+        path = self.log_path
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

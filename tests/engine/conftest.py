@@ -20,6 +20,15 @@ from engine.livekit_process import (
     resolve_server_binary,
 )
 
+# Stack fixtures (a real livekit-server plus the engine process) live in their own module.
+from tests.engine.stack_fixtures import (  # noqa: F401 - re-exported as fixtures
+    api,
+    pg_cluster,
+    quick_api,
+    quick_stack,
+    stack,
+)
+
 
 def _running_in_ci() -> bool:
     value = os.environ.get("CI", "")

@@ -1,0 +1,133 @@
+"""``utd-stream join``: one headless participant from the command line, for bots and load.
+
+Examples::
+
+    utd-stream join --app-id A --app-key K audio-room lobby --identity bot1 --seat 2 --wav hi.wav
+    utd-stream join --app-id A --app-key K live-stream show --identity fan --raise-hand
+    utd-stream join --app-id A --app-key K answer --identity u2      # accept the next call
+
+It prints every state change as a line (``READY`` once joined, so scripts can wait for it)
+and leaves cleanly on Ctrl-C / SIGTERM or after ``--duration`` seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from stream_core import UTDSession, UTDStreamClient, UTDStreamType
+from stream_core.client import DEFAULT_BASE_URL
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base-url", default=os.environ.get("UTD_BASE_URL", DEFAULT_BASE_URL))
+    parser.add_argument("--app-id", default=os.environ.get("UTD_APP_ID"), required=False)
+    parser.add_argument("--app-key", default=os.environ.get("UTD_APP_KEY"), required=False)
+    parser.add_argument("--identity", required=True)
+    parser.add_argument("--name")
+    parser.add_argument("--duration", type=float, help="leave after this many seconds")
+    parser.add_argument("--wav", help="publish this WAV file (16-bit PCM) as the microphone")
+    parser.add_argument("--silent", action="store_true", help="publish silence, not a tone")
+    parser.add_argument("product", choices=["audio-room", "live-stream", "answer", "call"])
+    parser.add_argument("target", nargs="?", help="room name, or the callee for `call`")
+    parser.add_argument("--host", action="store_true")
+    parser.add_argument("--seat-count", type=int)
+    parser.add_argument("--seat-mode", choices=["free", "request"])
+    parser.add_argument("--seat", type=int, help="audio room: take this seat")
+    parser.add_argument("--request", action="store_true", help="audio room: ask to speak")
+    parser.add_argument("--go-live", action="store_true", help="live stream host: broadcast")
+    parser.add_argument("--raise-hand", action="store_true", help="live stream: ask for stage")
+    parser.add_argument("--video", action="store_true", help="call: a video call")
+
+
+def _say(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+
+
+def _follow(session: UTDSession, name: str, observable: Any) -> None:
+    observable.listen(lambda value: _say(f"{name} {value!r}"))
+
+
+async def run(args: argparse.Namespace) -> int:
+    if not args.app_id or not args.app_key:
+        print("--app-id and --app-key (or UTD_APP_ID / UTD_APP_KEY) are required",
+              file=sys.stderr)
+        return 2
+    media_factory = None
+    if args.wav or args.silent:
+        from adapters.livekit_media import LiveKitMedia
+        from adapters.livekit_sources import SilentAudio, WavAudio
+
+        audio = (lambda: WavAudio(args.wav)) if args.wav else SilentAudio
+        media_factory = lambda: LiveKitMedia(audio_source=audio)  # noqa: E731
+    client = UTDStreamClient(app_id=args.app_id, app_key=args.app_key, base_url=args.base_url,
+                             media_factory=media_factory)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    session: UTDSession | None = None
+    try:
+        session = await _join(client, args)
+        _follow(session, "connected", session.connected)
+        _follow(session, "can_publish", session.can_publish)
+        session.remote_participants.listen(
+            lambda ps: _say("remotes " + ", ".join(p.identity for p in ps)))
+        _say("READY")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), args.duration)
+        _say("leaving")
+        return 0
+    finally:
+        if session is not None:
+            await session.dispose()
+        client.dispose()
+
+
+async def _join(client: UTDStreamClient, args: argparse.Namespace) -> UTDSession:
+    if args.product == "audio-room":
+        room = await client.join_audio_room(args.identity, args.target, as_host=args.host,
+                                            name=args.name, seat_count=args.seat_count,
+                                            seat_mode=args.seat_mode)
+        _follow(room, "seat", room.my_seat)
+        if args.request:
+            request = await room.request_to_speak(args.seat)
+            _say(f"requested to speak (request {request.request_id})")
+        elif args.seat is not None:
+            await room.take_seat(args.seat)
+            _say(f"seated at {room.my_seat.value}, microphone on")
+        return room
+    if args.product == "live-stream":
+        live = await client.join_live_stream(args.identity, args.target, as_host=args.host,
+                                             name=args.name)
+        _follow(live, "on_stage", live.on_stage)
+        if args.go_live:
+            await live.go_live()
+            _say("live")
+        if args.raise_hand:
+            await live.request_stage()
+            _say("hand raised")
+        return live
+    await client.authenticate(args.identity, name=args.name)
+    if args.product == "call":
+        call = client.call_session(UTDStreamType.VIDEO_CALL if args.video
+                                   else UTDStreamType.AUDIO_CALL)
+        _follow(call, "call", call.status)
+        await call.start(args.target)
+        return call
+    _say("waiting for a call")
+    incoming = None
+    while incoming is None:
+        incoming = await client.next_incoming_call(timeout=30)
+    session = client.call_session(incoming.type)
+    _follow(session, "call", session.status)
+    await session.accept(incoming.call_id)
+    return session

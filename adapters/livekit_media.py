@@ -1,0 +1,645 @@
+"""The real ``MediaPort``: :class:`LiveKitMedia`, one participant's connection to a
+livekit-server through ``livekit.rtc``.
+
+Rules of this file:
+
+* ``livekit.rtc`` calls our callbacks synchronously (``room.on`` takes sync callbacks only and
+  swallows what they raise). Every rtc event goes through ``_HANDLERS``, a table keyed by the
+  rtc event name: the handler refreshes this adapter's own view (remote participants and
+  their tracks, permissions, room metadata, connection state, own tracks) from the rtc
+  objects and returns the core event; only then are the listeners called, in registration
+  order. A listener that raises is logged and the others still run. ``raw`` is the rtc
+  event's argument (a tuple when rtc passes several).
+* Events of a room this adapter no longer uses (after a disconnect, a kick, a failed connect)
+  are dropped. Events rtc delivers while :meth:`LiveKitMedia.connect` is still finishing are
+  held and replayed after the post-connect sweep, so nothing is heard before ``CONNECTED``.
+* Every background task (frame feeds, the unpublish after a revoke, an abandoned connect)
+  is tracked and awaited by :meth:`LiveKitMedia.disconnect`. A pending ``Room.connect`` is
+  never cancelled (doing so can take the whole process down): a connect that overruns
+  ``ConnectOptions.timeout`` (or whose caller is cancelled) finishes in a tracked task and
+  is then disconnected.
+* Backend failures become ``UTDStreamException`` in one place, :func:`_map_errors`.
+
+What differs from the fake, because LiveKit does:
+
+* Publishing without permission is silently ignored by the server (rtc's ``publish_track``
+  fails only after ~10 s), so :meth:`set_microphone` / :meth:`set_camera` refuse locally with
+  403 ``publish_denied`` when the current permissions do not allow the source.
+* On a server-side revoke the local SDK keeps the publication and reports nothing about it,
+  so when our own ``participant_permissions_changed`` arrives the handler drops the
+  disallowed tracks from the view and stops their feeds *before* ``PermissionsChanged`` is
+  emitted; the rtc ``unpublish_track`` (a round trip) then runs as a tracked task that the
+  next ``set_*`` or ``disconnect`` waits for.
+* Other participants learn of a *non-publishing* participant's join or leave up to ~3 s
+  late (livekit-server batches subscriber-only updates), and a data packet from a sender we
+  have not been told about yet arrives with ``sender=None`` (rtc drops the identity).
+
+Adaptive stream: ``ConnectOptions.adaptive_stream`` is accepted and ignored. ``rtc.RoomOptions``
+has no such option (it has ``auto_subscribe``, ``dynacast``, ``connect_timeout``, ...):
+adaptive stream is a browser/mobile feature that lowers a subscription's quality, or pauses
+it, according to the size and visibility of the UI element showing the video. A headless
+client has no UI, so it subscribes at full quality; bandwidth is saved on the publisher side
+by ``dynacast`` (passed through), which stops encoding simulcast layers nobody subscribes to.
+Camera tracks are therefore published with simulcast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from livekit import rtc
+from livekit.rtc.participant import PublishTrackError
+from livekit.rtc.room import EventTypes
+
+from adapters.livekit_sources import (
+    AudioSourceFactory, GeneratedVideo, ToneAudio, VideoSourceFactory, count_video_frames,
+    receive_audio_level,
+)
+from stream_core.errors import ErrorCode, UTDStreamException
+from stream_core.events import (
+    ActiveSpeakersChanged, ConnectionState, ConnectionStateChanged, DataReceived, MediaEvent,
+    ParticipantConnected, ParticipantDisconnected, PermissionsChanged, RoomMetadataChanged,
+    TrackPublished, TrackSubscribed, TrackUnpublished, TrackUnsubscribed,
+)
+from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDTrack
+from stream_core.ports import ConnectOptions, Unsubscribe
+
+if TYPE_CHECKING:
+    from livekit.rtc._proto.participant_pb2 import ParticipantPermission
+
+    from stream_core.ports import MediaPort
+
+__all__ = ["LiveKitMedia", "NOT_CONNECTED"]
+
+logger = logging.getLogger(__name__)
+
+#: Error code for acting without a connection (the fake uses the same code).
+NOT_CONNECTED = "not_connected"
+#: How long ``disconnect`` waits for background work (an abandoned connect included).
+SETTLE_TIMEOUT = 30.0
+#: Bounds on rtc round trips we wait for without being able to cancel them safely.
+DISCONNECT_TIMEOUT = 10.0
+UNPUBLISH_TIMEOUT = 5.0
+
+_KIND_NAMES = {rtc.TrackKind.KIND_AUDIO: "audio", rtc.TrackKind.KIND_VIDEO: "video"}
+_SOURCE_NAMES = {
+    rtc.TrackSource.SOURCE_MICROPHONE: "microphone", rtc.TrackSource.SOURCE_CAMERA: "camera",
+    rtc.TrackSource.SOURCE_SCREENSHARE: "screen_share",
+    rtc.TrackSource.SOURCE_SCREENSHARE_AUDIO: "screen_share_audio",
+}
+_REASONS = {
+    rtc.DisconnectReason.DUPLICATE_IDENTITY: "duplicate_identity",
+    rtc.DisconnectReason.PARTICIPANT_REMOVED: "removed",
+    rtc.DisconnectReason.ROOM_DELETED: "room_deleted",
+    rtc.DisconnectReason.CLIENT_INITIATED: "client_initiated",
+}
+_STATES = {rtc.ConnectionState.CONN_CONNECTED: ConnectionState.CONNECTED,
+           rtc.ConnectionState.CONN_RECONNECTING: ConnectionState.RECONNECTING}
+
+
+@contextlib.contextmanager
+def _map_errors(what: str) -> Iterator[None]:
+    """The one place where ``livekit.rtc`` failures become ``UTDStreamException``."""
+    try:
+        yield
+    except UTDStreamException:
+        raise
+    except rtc.ConnectError as exc:
+        if "401" in exc.message:
+            raise UTDStreamException.unauthenticated(f"{what}: {exc.message}") from exc
+        raise UTDStreamException(f"{what}: {exc.message}", code=ErrorCode.UNAVAILABLE) from exc
+    except PublishTrackError as exc:
+        if "timed out" in exc.message:  # the server ignores publishes it does not allow
+            raise UTDStreamException(f"{what}: the server did not accept the track",
+                                     status_code=403, code=ErrorCode.PUBLISH_DENIED) from exc
+        raise UTDStreamException(f"{what}: {exc.message}", code=ErrorCode.UNAVAILABLE) from exc
+    except TimeoutError as exc:
+        raise UTDStreamException(f"{what}: timed out", code=ErrorCode.TIMEOUT) from exc
+    except Exception as exc:
+        raise UTDStreamException(f"{what} failed: {exc!r}", code=ErrorCode.INTERNAL) from exc
+
+
+def _not_connected(what: str) -> UTDStreamException:
+    return UTDStreamException(f"cannot {what}: not connected to a media room", code=NOT_CONNECTED)
+
+
+def _publish_denied(source: str) -> UTDStreamException:
+    return UTDStreamException(f"this participant may not publish its {source}",
+                              status_code=403, code=ErrorCode.PUBLISH_DENIED)
+
+
+@dataclass(slots=True)
+class _Published:
+    """One of our own tracks: the rtc source and track, and the task feeding it."""
+
+    source: str
+    rtc_source: rtc.AudioSource | rtc.VideoSource
+    track: rtc.LocalAudioTrack | rtc.LocalVideoTrack
+    feed: asyncio.Task[None]
+    sid: str = ""
+
+
+class LiveKitMedia:
+    """One participant's connection to a livekit-server (implements ``MediaPort``).
+
+    ``audio_source`` / ``video_source`` make the feed of each microphone / camera publication
+    (defaults: :class:`~adapters.livekit_sources.ToneAudio`,
+    :class:`~adapters.livekit_sources.GeneratedVideo`). Use one instance from one event loop,
+    the one that called :meth:`connect`; it may connect again after a disconnect.
+    """
+
+    def __init__(self, *, audio_source: AudioSourceFactory | None = None,
+                 video_source: VideoSourceFactory | None = None) -> None:
+        self._audio_source: AudioSourceFactory = audio_source or ToneAudio
+        self._video_source: VideoSourceFactory = video_source or GeneratedVideo
+        self._room: rtc.Room | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._held: list[tuple[EventTypes, tuple[Any, ...]]] | None = None
+        self._identity: str | None = None
+        self._state = ConnectionState.DISCONNECTED
+        self._permissions = UTDPermissions()
+        self._remote: dict[str, UTDRemoteParticipant] = {}
+        self._metadata = ""
+        self._published: dict[str, _Published] = {}
+        self._listeners: list[Callable[[MediaEvent], None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._publishing = asyncio.Lock()
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def __repr__(self) -> str:
+        return (f"LiveKitMedia(identity={self._identity!r}, state={self._state.name}, "
+                f"local={sorted(self._published)!r}, remote={list(self._remote)!r}, "
+                f"tasks={len(self._tasks)})")
+
+    # -- MediaPort: actions -----------------------------------------------------------
+    async def connect(self, url: str, token: str, options: ConnectOptions) -> None:
+        """Join the token's room within ``options.timeout``. Raises 401 ``unauthenticated``,
+        ``unavailable``, ``timeout``, or 409 if this instance is not disconnected."""
+        if self._state is not ConnectionState.DISCONNECTED:
+            raise UTDStreamException.illegal(f"already {self._state.value}; disconnect first")
+        loop = asyncio.get_running_loop()
+        room = rtc.Room(loop=loop)
+        for name in _HANDLERS:
+            room.on(name, functools.partial(self._on_rtc, room, name))
+        self._room, self._held = room, []
+        self._set_state(ConnectionState.CONNECTING)
+        rtc_options = rtc.RoomOptions(auto_subscribe=options.auto_subscribe,
+                                      dynacast=options.dynacast,
+                                      connect_timeout=options.timeout)
+        connecting = self._connecting = loop.create_task(room.connect(url, token, rtc_options),
+                                                         name="utd-livekit-connect")
+        try:
+            with _map_errors("connect to the media server"):
+                done, _ = await asyncio.wait({connecting}, timeout=options.timeout)
+                if not done:
+                    raise UTDStreamException(f"no media connection within {options.timeout:g}s",
+                                             code=ErrorCode.TIMEOUT)
+                connecting.result()
+                if room is not self._room:  # disconnect() gave up waiting for us
+                    raise _not_connected("finish connecting (disconnected meanwhile)")
+        except BaseException as exc:  # a failure, or our caller was cancelled
+            if not connecting.done() or room is not self._room:
+                self._spawn(self._finish_abandoned(room, connecting), "utd-abandoned-connect")
+            if room is self._room:
+                self._room = self._held = None
+                reason = exc.code if isinstance(exc, UTDStreamException) else "cancelled"
+                self._set_state(ConnectionState.DISCONNECTED, reason)
+            raise
+        finally:
+            if self._connecting is connecting:
+                self._connecting = None
+        self._adopt(room)
+
+    async def disconnect(self) -> None:
+        """Leave the room and wait for every background task. Idempotent. A connect in
+        progress is let finish first (it is never cancelled), then left."""
+        if self._connecting is not None:
+            await asyncio.wait({self._connecting}, timeout=SETTLE_TIMEOUT)
+        if self._retiring:  # let a revoke's unpublish finish while the room still answers
+            await asyncio.wait(set(self._retiring), timeout=UNPUBLISH_TIMEOUT)
+        room, self._room, self._held = self._room, None, None
+        published = list(self._published.values())
+        self._published.clear()
+        for track in published:
+            track.feed.cancel()
+        if room is not None:
+            await self._close_room(room)
+        for track in published:
+            await self._release(track, None)
+        await self._settle()
+        if self._state is not ConnectionState.DISCONNECTED:
+            self._remote.clear()
+            self._set_state(ConnectionState.DISCONNECTED, "client_initiated")
+
+    async def set_microphone(self, enabled: bool) -> None:
+        await self._set_source("microphone", enabled)
+
+    async def set_camera(self, enabled: bool) -> None:
+        await self._set_source("camera", enabled)
+
+    async def send_data(self, data: bytes, *, reliable: bool = True,
+                        to: Sequence[str] | None = None, topic: str | None = None) -> None:
+        """Send to everyone else, or only to ``to`` (empty means everyone). Raises 403
+        ``publish_denied`` without the data grant, ``not_connected`` when not connected."""
+        room = self._connected_room("send data")
+        if not self._permissions.can_publish_data:
+            raise UTDStreamException("this participant may not publish data", status_code=403,
+                                     code=ErrorCode.PUBLISH_DENIED)
+        with _map_errors("send data"):
+            await room.local_participant.publish_data(
+                data, reliable=reliable, destination_identities=list(to or ()),
+                topic=topic or "")
+
+    # -- MediaPort: state -------------------------------------------------------------
+    @property
+    def identity(self) -> str | None:
+        return self._identity
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def permissions(self) -> UTDPermissions:
+        return self._permissions
+
+    @property
+    def remote_participants(self) -> tuple[UTDRemoteParticipant, ...]:
+        return tuple(self._remote.values())
+
+    @property
+    def room_metadata(self) -> str:
+        return self._metadata
+
+    @property
+    def microphone_enabled(self) -> bool:
+        return "microphone" in self._published
+
+    @property
+    def camera_enabled(self) -> bool:
+        return "camera" in self._published
+
+    def add_listener(self, callback: Callable[[MediaEvent], None]) -> Unsubscribe:
+        self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+        return unsubscribe
+
+    # -- media checks (tests, diagnostics) --------------------------------------------
+    async def remote_audio_rms(self, identity: str, seconds: float = 0.5,
+                               timeout: float = 5.0) -> float:
+        """RMS (0..1) of ``seconds`` of the audio received from ``identity``, waiting up to
+        ``timeout`` for its audio track to be subscribed."""
+        track = await self._remote_track(identity, rtc.TrackKind.KIND_AUDIO, timeout)
+        with _map_errors(f"measure the audio of {identity!r}"):
+            return await receive_audio_level(track, seconds)
+
+    async def remote_video_frames(self, identity: str, seconds: float = 0.5,
+                                  timeout: float = 5.0) -> int:
+        """Video frames received from ``identity`` in ``seconds`` (waits as above)."""
+        track = await self._remote_track(identity, rtc.TrackKind.KIND_VIDEO, timeout)
+        with _map_errors(f"count the video frames of {identity!r}"):
+            return await count_video_frames(track, seconds)
+
+    # -- own tracks -------------------------------------------------------------------
+    async def _set_source(self, source: str, enabled: bool) -> None:
+        async with self._publishing:
+            if self._retiring:  # a revoke's unpublish must land before we publish again
+                await asyncio.wait(set(self._retiring))
+            if not enabled:
+                gone = self._published.pop(source, None)
+                if gone is not None:
+                    gone.feed.cancel()
+                    await self._release(gone, self._room)
+                return
+            room = self._connected_room(f"publish the {source}")
+            if source in self._published:
+                return
+            if not self._permissions.allows(source):
+                raise _publish_denied(source)
+            track = self._start_feed(source)
+            options = rtc.TrackPublishOptions(source=_PUBLISH_SOURCES[source],
+                                              simulcast=source == "camera")
+            try:
+                with _map_errors(f"publish the {source}"):
+                    publication = await room.local_participant.publish_track(track.track, options)
+            except BaseException:
+                self._retire(track, None)
+                raise
+            track.sid = publication.sid
+            if room is not self._room or not self._permissions.allows(source):
+                self._retire(track, room)  # disconnected or revoked while publishing
+                raise (_not_connected(f"publish the {source}") if room is not self._room
+                       else _publish_denied(source))
+            self._published[source] = track
+
+    def _start_feed(self, source: str) -> _Published:
+        loop = asyncio.get_running_loop()
+        if source == "microphone":
+            audio = self._audio_source()
+            audio_source = rtc.AudioSource(audio.sample_rate, audio.num_channels, loop=loop)
+            feed = self._spawn(audio.run(audio_source), f"utd-{source}-feed")
+            return _Published(source, audio_source,
+                              rtc.LocalAudioTrack.create_audio_track(source, audio_source), feed)
+        video = self._video_source()
+        video_source = rtc.VideoSource(video.width, video.height)
+        feed = self._spawn(video.run(video_source), f"utd-{source}-feed")
+        return _Published(source, video_source,
+                          rtc.LocalVideoTrack.create_video_track(source, video_source), feed)
+
+    def _retire(self, track: _Published, room: rtc.Room | None) -> None:
+        """Stop ``track`` now; unpublish (if ``room``) and close it in a tracked task."""
+        track.feed.cancel()
+        task = self._spawn(self._release(track, room), f"utd-retire-{track.source}")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _release(self, track: _Published, room: rtc.Room | None) -> None:
+        await asyncio.wait({track.feed})  # already cancelled by the caller
+        if room is not None and track.sid and room.isconnected():
+            try:
+                await asyncio.wait_for(room.local_participant.unpublish_track(track.sid),
+                                       UNPUBLISH_TIMEOUT)
+            except Exception:
+                logger.warning("unpublishing %s (%s) failed", track.source, track.sid,
+                               exc_info=True)
+        await track.rtc_source.aclose()
+
+    # -- connection -------------------------------------------------------------------
+    def _adopt(self, room: rtc.Room) -> None:
+        """Sweep what the join response told rtc (participants and the tracks they already
+        publish), become CONNECTED, then replay the rtc events held meanwhile."""
+        local = room.local_participant
+        self._identity = local.identity
+        self._permissions = _permissions_of(local.permissions)
+        self._metadata = room.metadata
+        self._remote = {p.identity: _participant_view(p) for p in room.remote_participants.values()}
+        held, self._held = self._held or [], None
+        self._set_state(ConnectionState.CONNECTED)
+        for name, args in held:
+            if room is self._room:
+                self._dispatch(name, args)
+
+    async def _finish_abandoned(self, room: rtc.Room, connecting: asyncio.Task[None]) -> None:
+        await asyncio.wait({connecting})  # never cancel Room.connect
+        if not connecting.cancelled() and connecting.exception() is None:
+            await self._close_room(room)
+
+    async def _close_room(self, room: rtc.Room) -> None:
+        closing = asyncio.get_running_loop().create_task(room.disconnect())
+        done, _ = await asyncio.wait({closing}, timeout=DISCONNECT_TIMEOUT)
+        if not done:
+            logger.warning("rtc Room.disconnect did not finish in %ss", DISCONNECT_TIMEOUT)
+            self._tasks.add(closing)
+            closing.add_done_callback(self._task_done)
+        elif closing.exception() is not None:
+            logger.warning("rtc Room.disconnect failed", exc_info=closing.exception())
+
+    def _lost(self) -> None:
+        """The server ended our session: drop the room and stop our feeds (tracked)."""
+        self._room = None
+        for track in self._published.values():
+            self._retire(track, None)
+        self._published.clear()
+        self._remote.clear()
+
+    def _connected_room(self, what: str) -> rtc.Room:
+        if self._room is None or self._state is not ConnectionState.CONNECTED:
+            raise _not_connected(what)
+        return self._room
+
+    async def _remote_track(self, identity: str, kind: rtc.TrackKind.ValueType,
+                            timeout: float) -> rtc.Track:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            room = self._connected_room("read remote media")
+            participant = room.remote_participants.get(identity)
+            for publication in (participant.track_publications.values() if participant else ()):
+                if publication.kind == kind and publication.track is not None:
+                    return publication.track
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                raise UTDStreamException(
+                    f"no subscribed {_KIND_NAMES.get(kind, kind)} track of {identity!r} "
+                    f"within {timeout:g}s", code=ErrorCode.TIMEOUT) from None
+
+    # -- tasks ------------------------------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task %s failed", task.get_name(),
+                         exc_info=task.exception())
+
+    async def _settle(self) -> None:
+        while self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=SETTLE_TIMEOUT)
+            if pending:
+                logger.warning("left running after %ss: %s", SETTLE_TIMEOUT,
+                               sorted(t.get_name() for t in pending))
+                return
+
+    # -- events -----------------------------------------------------------------------
+    def _on_rtc(self, room: rtc.Room, name: EventTypes, *args: Any) -> None:
+        if room is not self._room:
+            return  # a room we left: stale by construction
+        if self._held is not None:
+            self._held.append((name, args))
+            return
+        self._dispatch(name, args)
+
+    def _dispatch(self, name: EventTypes, args: tuple[Any, ...]) -> None:
+        try:
+            event = _HANDLERS[name](self, *args)
+        except Exception:
+            logger.exception("translating rtc %s%r failed", name, args)
+            return
+        if event is not None:
+            self._emit(event)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _emit(self, event: MediaEvent) -> None:
+        for callback in tuple(self._listeners):
+            try:
+                callback(event)
+            except Exception:
+                logger.exception("media listener %r failed on %r", callback, event)
+
+    def _set_state(self, state: ConnectionState, reason: str | None = None) -> None:
+        if state is not self._state:
+            self._state = state
+            self._emit(ConnectionStateChanged(state, reason))
+
+    def _refresh(self, participant: rtc.RemoteParticipant) -> None:
+        self._remote[participant.identity] = _participant_view(participant)
+
+
+# -- translation: rtc objects -> core values ------------------------------------------
+_PUBLISH_SOURCES = {"microphone": rtc.TrackSource.SOURCE_MICROPHONE,
+                    "camera": rtc.TrackSource.SOURCE_CAMERA}
+
+
+def _track_view(publication: rtc.TrackPublication) -> UTDTrack:
+    subscribed = isinstance(publication, rtc.RemoteTrackPublication) and publication.subscribed
+    return UTDTrack(sid=publication.sid, kind=_KIND_NAMES.get(publication.kind, "unknown"),
+                    source=_SOURCE_NAMES.get(publication.source, "unknown"),
+                    muted=publication.muted, subscribed=subscribed)
+
+
+def _participant_view(participant: rtc.RemoteParticipant) -> UTDRemoteParticipant:
+    return UTDRemoteParticipant(
+        identity=participant.identity, name=participant.name or None,
+        tracks=tuple(_track_view(p) for p in participant.track_publications.values()),
+        can_publish=participant.permissions.can_publish, metadata=participant.metadata)
+
+
+def _permissions_of(permission: ParticipantPermission) -> UTDPermissions:
+    return UTDPermissions(
+        can_publish=permission.can_publish, can_subscribe=permission.can_subscribe,
+        can_publish_data=permission.can_publish_data,
+        sources=tuple(_SOURCE_NAMES.get(s, "unknown") for s in permission.can_publish_sources))
+
+
+def _reason(reason: rtc.DisconnectReason.ValueType) -> str:
+    if reason in _REASONS:
+        return _REASONS[reason]
+    try:
+        return rtc.DisconnectReason.Name(reason).lower()
+    except ValueError:
+        return f"unknown_{reason}"
+
+
+# -- the dispatch table: refresh the view, return the event (None: view only) ----------
+def _joined(media: LiveKitMedia, participant: rtc.RemoteParticipant) -> MediaEvent:
+    media._refresh(participant)
+    return ParticipantConnected(participant.identity, raw=participant)
+
+
+def _left(media: LiveKitMedia, participant: rtc.RemoteParticipant) -> MediaEvent:
+    media._remote.pop(participant.identity, None)
+    return ParticipantDisconnected(participant.identity, raw=participant)
+
+
+def _track_event(kind: type[TrackPublished | TrackUnpublished]) -> Callable[..., MediaEvent]:
+    def handle(media: LiveKitMedia, publication: rtc.RemoteTrackPublication,
+               participant: rtc.RemoteParticipant) -> MediaEvent:
+        media._refresh(participant)
+        return kind(participant.identity, _track_view(publication), raw=publication)
+    return handle
+
+
+def _subscription(kind: type[TrackSubscribed | TrackUnsubscribed]) -> Callable[..., MediaEvent]:
+    def handle(media: LiveKitMedia, track: rtc.Track | None,
+               publication: rtc.RemoteTrackPublication,
+               participant: rtc.RemoteParticipant) -> MediaEvent:
+        media._refresh(participant)
+        return kind(participant.identity, _track_view(publication),
+                    raw=(track, publication, participant))
+    return handle
+
+
+def _muted(media: LiveKitMedia, participant: rtc.Participant, _: Any) -> None:
+    if isinstance(participant, rtc.RemoteParticipant):
+        media._refresh(participant)
+
+
+def _permissions_changed(media: LiveKitMedia, participant: rtc.Participant,
+                         permission: ParticipantPermission) -> MediaEvent | None:
+    if isinstance(participant, rtc.RemoteParticipant):
+        media._refresh(participant)  # no core event for others' grants: view only
+        return None
+    permissions = _permissions_of(permission)
+    room = media._room
+    for source, track in list(media._published.items()):
+        if not permissions.allows(source):  # the server already took it down
+            del media._published[source]
+            media._retire(track, room)
+    media._permissions = permissions
+    return PermissionsChanged(permissions, raw=permission)
+
+
+def _metadata(media: LiveKitMedia, old: str, new: str) -> MediaEvent:
+    media._metadata = new
+    return RoomMetadataChanged(new, raw=(old, new))
+
+
+def _data(media: LiveKitMedia, packet: rtc.DataPacket) -> MediaEvent:
+    sender = packet.participant.identity if packet.participant is not None else None
+    return DataReceived(packet.data, sender, packet.topic or None, raw=packet)
+
+
+def _speakers(media: LiveKitMedia, speakers: list[rtc.Participant]) -> MediaEvent:
+    return ActiveSpeakersChanged(tuple(p.identity for p in speakers), raw=speakers)
+
+
+def _connection(media: LiveKitMedia, state: rtc.ConnectionState.ValueType) -> MediaEvent | None:
+    mapped = _STATES.get(state)  # DISCONNECTED waits for "disconnected", which has a reason
+    if mapped is None or mapped is media._state or media._state is ConnectionState.DISCONNECTED:
+        return None
+    media._state = mapped
+    return ConnectionStateChanged(mapped, raw=state)
+
+
+def _disconnected(media: LiveKitMedia,
+                  reason: rtc.DisconnectReason.ValueType) -> MediaEvent | None:
+    if media._state is ConnectionState.DISCONNECTED:
+        return None
+    media._lost()
+    media._state = ConnectionState.DISCONNECTED
+    return ConnectionStateChanged(ConnectionState.DISCONNECTED, _reason(reason), raw=reason)
+
+
+def _republished(media: LiveKitMedia, publication: rtc.LocalTrackPublication,
+                 previous_sid: str) -> None:
+    for track in media._published.values():  # a full reconnect re-issues our tracks' sids
+        if track.sid == previous_sid:
+            track.sid = publication.sid
+
+
+def _subscription_failed(media: LiveKitMedia, participant: rtc.RemoteParticipant,
+                         track_sid: str, error: str) -> None:
+    logger.warning("subscribing to %s of %r failed: %s", track_sid, participant.identity, error)
+
+
+_HANDLERS: dict[EventTypes, Callable[..., MediaEvent | None]] = {
+    "participant_connected": _joined,
+    "participant_disconnected": _left,
+    "track_published": _track_event(TrackPublished),
+    "track_unpublished": _track_event(TrackUnpublished),
+    "track_subscribed": _subscription(TrackSubscribed),
+    "track_unsubscribed": _subscription(TrackUnsubscribed),
+    "track_subscription_failed": _subscription_failed,
+    "track_muted": _muted,
+    "track_unmuted": _muted,
+    "local_track_republished": _republished,
+    "participant_permissions_changed": _permissions_changed,
+    "room_metadata_changed": _metadata,
+    "data_received": _data,
+    "active_speakers_changed": _speakers,
+    "connection_state_changed": _connection,
+    "disconnected": _disconnected,
+}
+
+if TYPE_CHECKING:
+    _: type[MediaPort] = LiveKitMedia

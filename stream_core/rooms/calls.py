@@ -178,12 +178,14 @@ class CallLedger:
 
     @staticmethod
     def _effects(call: UTDCall, before: CallState, after: CallState) -> list[Effect]:
+        if after in TERMINAL and before not in TERMINAL and call.room_name:
+            # closing the room ends every grant at once; revoking first would only race
+            # the parties' unpublish round trips against the room's deletion
+            return [RoomClosed(call.room_name)]
         effects: list[Effect] = []
         old = call_publish_sources(call.type, before)
         new = call_publish_sources(call.type, after)
         if old != new:
             for party in (call.caller_identity, call.callee_identity):
                 effects.append(PublishChanged(call.room_name or "", party, old, new))
-        if after in TERMINAL and before not in TERMINAL and call.room_name:
-            effects.append(RoomClosed(call.room_name))
         return effects

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 #: ``room_finished`` (identity ``None``), called on the thread that caused it.
 Webhook = Callable[[str, str, str | None], None]
 
-ROOM_FULL = "room_full"
+ROOM_FULL = ErrorCode.ROOM_FULL
 
 _TRACK_KINDS = {"microphone": "audio", "camera": "video"}
 _Hook = tuple[str, str, str | None]

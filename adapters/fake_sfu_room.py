@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from stream_core.errors import UTDStreamException
+from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.events import (
     ConnectionState, ConnectionStateChanged, DataReceived, MediaEvent, ParticipantConnected,
     ParticipantDisconnected, PermissionsChanged, RoomMetadataChanged, TrackPublished,
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 #: Error code for acting on a connection the server no longer has (never connected, left,
 #: kicked). There is no HTTP status: the request never reached an engine.
-NOT_CONNECTED = "not_connected"
+NOT_CONNECTED = ErrorCode.NOT_CONNECTED
 
 
 def not_connected(what: str) -> UTDStreamException:

@@ -80,7 +80,7 @@ __all__ = ["LiveKitMedia", "NOT_CONNECTED"]
 logger = logging.getLogger(__name__)
 
 #: Error code for acting without a connection (the fake uses the same code).
-NOT_CONNECTED = "not_connected"
+NOT_CONNECTED = ErrorCode.NOT_CONNECTED
 #: How long ``disconnect`` waits for background work (an abandoned connect included).
 SETTLE_TIMEOUT = 30.0
 #: Bounds on rtc round trips we wait for without being able to cancel them safely.

@@ -25,6 +25,8 @@ class ErrorCode:
     TIMEOUT = "timeout"
     UNAVAILABLE = "unavailable"
     PUBLISH_DENIED = "publish_denied"
+    NOT_CONNECTED = "not_connected"
+    ROOM_FULL = "room_full"
     INTERNAL = "internal"
 
 

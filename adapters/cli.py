@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
         from engine.__main__ import serve
         return serve(argv[1:])
     args = parser.parse_args(argv)
+    import logging
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # livekit's native layer logs every routine teardown (closed peer connections, dropped
+    # FFI handles, data channels closed by a room deletion) as warnings and errors; the
+    # adapter turns real failures into UTDStreamException, so the CLI silences the rest
+    logging.getLogger("livekit").setLevel(logging.CRITICAL)
     if args.command == "join":
         from adapters.join import run
         return asyncio.run(run(args))

@@ -277,7 +277,8 @@ def test_state_survives_kill_9(db_api: StackApi, db_stack: LocalStack) -> None:
     assert _snapshot(db_api, reads) == before  # bearers from before the crash still work
     assert db_api.mint(banned.identity, audio, "audio_room").status_code == 403
     # presence survived too: the asker can act, and versions go on from where they were
-    grid = db_api.act(host, "seats/approve", {"request_id": before[0]["requests"][0]["request_id"]})
+    (request,) = before[0]["requests"]
+    grid = db_api.act(host, "seats/approve", {"request_id": request["request_id"]})
     assert grid["seats"][1]["occupant"] == asker.identity
     assert grid["version"] == before[0]["version"] + 1
     stage = db_api.act(hand, "stage/lower")

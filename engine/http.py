@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 from livekit import api as lk_api
 
 from stream_core.errors import ErrorCode, UTDStreamException
@@ -60,6 +61,11 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return _error(exc.status, code, exc.reason)
     except asyncio.CancelledError:
         raise
+    except SQLAlchemyError as exc:  # the database is unreachable or refusing: retry later
+        _log.error("database error on %s %s: %s", request.method, request.path,
+                   type(exc).__name__)
+        return _error(503, ErrorCode.UNAVAILABLE, "the engine's database is unavailable",
+                      headers={"Retry-After": "1"})
     except Exception:
         _log.exception("unhandled error on %s %s", request.method, request.path)
         return _error(500, ErrorCode.INTERNAL, "internal error")

@@ -254,7 +254,9 @@ class EngineService:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             serial = self._incoming_serial  # a call created after this is looked for again
-            fresh = [c for c in await self.incoming_calls(who) if c.call_id not in seen]
+            ringing = await self.incoming_calls(who)
+            seen.intersection_update(c.call_id for c in ringing)  # forget answered calls
+            fresh = [c for c in ringing if c.call_id not in seen]
             if fresh:
                 seen.add(fresh[0].call_id)
                 return fresh[0]
@@ -344,6 +346,10 @@ class EngineService:
     async def participant_left(self, livekit_room: str, identity: str) -> None:
         """A participant left LiveKit (or its process died): free its seat / stage slot,
         end its call."""
+        if await self._still_there(livekit_room, identity):
+            _log.info("participant_left of a replaced session ignored (%s is still in %s)",
+                      identity, livekit_room)
+            return  # the leave of a session that a newer one with this identity replaced
         found_call = await asyncio.to_thread(self.store.call_by_livekit_name, livekit_room)
         if found_call is not None:
             await self._drop_call(*found_call)
@@ -363,6 +369,12 @@ class EngineService:
                                                      livekit_room, change)
             await self._apply(livekit_room, effects)
             await self._push(livekit_room, state)
+
+    async def _still_there(self, livekit_room: str, identity: str) -> bool:
+        """True if LiveKit has ``identity`` in the room right now (LiveKit's answer, not
+        ours: if it cannot answer, the leave is taken at its word)."""
+        present = await self._livekit("list", self.control.list_participants(livekit_room))
+        return present is not None and any(p.identity == identity for p in present)
 
     async def participant_joined(self, livekit_room: str, identity: str, *,
                                  can_publish: bool, sources: frozenset[str]) -> None:

@@ -109,6 +109,7 @@ class Store:
         ends up with 409 ``seat_taken`` from the core rather than a database error.
         """
         key = (app_id, name)
+        last_db_error: OperationalError | None = None
         for _attempt in range(self._retries):
             try:
                 with self.engine.begin() as conn:
@@ -132,12 +133,18 @@ class Store:
                         version = row.row_version + 1
                 self._cache[key] = (version, room)  # committed: this object is the truth
                 return result
-            except (_Retry, IntegrityError, OperationalError):
+            except OperationalError as exc:  # locked, or the database is gone
+                self._cache.pop(key, None)
+                last_db_error = exc
+                continue
+            except (_Retry, IntegrityError):
                 self._cache.pop(key, None)
                 continue
             except BaseException:
                 self._cache.pop(key, None)  # never trust an object a failed change touched
                 raise
+        if last_db_error is not None:
+            raise last_db_error
         raise UTDStreamException.conflict("the room is busy; try again")
 
     def _room_of(self, row: Any) -> Room:
@@ -175,6 +182,7 @@ class Store:
     def mutate_call(self, app_id: str, call_id: str,
                     change: Callable[[UTDCall], tuple[UTDCall, T]]) -> tuple[UTDCall, T, int]:
         """Apply ``change`` to a stored call and commit; returns (call, result, row version)."""
+        last_db_error: OperationalError | None = None
         for _attempt in range(self._retries):
             try:
                 with self.engine.begin() as conn:
@@ -190,8 +198,13 @@ class Store:
                     if done.rowcount == 1:
                         return call, result, row.row_version + 1
                     raise _Retry()
-            except (_Retry, OperationalError):
+            except OperationalError as exc:
+                last_db_error = exc
                 continue
+            except _Retry:
+                continue
+        if last_db_error is not None:
+            raise last_db_error
         raise UTDStreamException.conflict("the call is busy; try again")
 
     def incoming_calls(self, app_id: str, callee: str) -> list[UTDCall]:

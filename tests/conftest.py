@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ from adapters.fake_engine import FakeEngine
 from adapters.fake_media import FakeMedia
 from adapters.fake_sfu import FakeSFU
 from stream_core import UTDStreamClient
+from tests.support import require_livekit_binary
 
 
 class ManualClock:
@@ -55,21 +55,14 @@ def make_client(engine: FakeEngine, sfu: FakeSFU) -> Callable[[], UTDStreamClien
     return make
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+@pytest.fixture(scope="session")
+def livekit_server() -> Iterator[Any]:
+    """A loopback livekit-server shared by the whole session (tests use unique rooms)."""
+    require_livekit_binary()
+    from engine.livekit_process import LiveKitServer
 
-
-def require_livekit_binary() -> None:
-    """Skip on a developer machine without livekit-server; FAIL in CI (never skip silently)."""
-    from engine.livekit_process import LiveKitServerNotFound, resolve_server_binary
-
-    try:
-        resolve_server_binary()
-    except LiveKitServerNotFound as exc:
-        reason = f"{exc}; run `make tools` to build it"
-        if _in_ci():
-            pytest.fail(reason + " (CI: this is an error, not a skip)")
-        pytest.skip(reason)
+    with LiveKitServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

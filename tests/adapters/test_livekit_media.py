@@ -31,7 +31,6 @@ from stream_core.events import (
     TrackUnpublished,
 )
 from stream_core.ports import ConnectOptions
-from tests.contracts.test_media_livekit import livekit_server  # noqa: F401 - session server
 
 pytestmark = pytest.mark.livekit
 
@@ -95,7 +94,7 @@ class Room:
 
 
 @pytest.fixture
-async def room(livekit_server: LiveKitServer) -> AsyncIterator[Room]:  # noqa: F811
+async def room(livekit_server: LiveKitServer) -> AsyncIterator[Room]:
     control = LiveKitControl(livekit_server.url, livekit_server.api_key,
                              livekit_server.api_secret)
     made = Room(livekit_server, control)

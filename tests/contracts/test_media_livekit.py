@@ -20,7 +20,6 @@ changed; the fake guarantees both at once):
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -28,7 +27,7 @@ import pytest
 
 from adapters.livekit_media import LiveKitMedia
 from engine.livekit_control import LiveKitControl, mint_token
-from engine.livekit_process import LiveKitServer, LiveKitServerNotFound, resolve_server_binary
+from engine.livekit_process import LiveKitServer
 from stream_core.events import ConnectionState, MediaEvent, ParticipantConnected, TrackPublished
 from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDTrack
 
@@ -39,21 +38,6 @@ from .media_contract import (
 pytestmark = pytest.mark.livekit
 
 TOKEN_TTL_S = 600
-
-
-@pytest.fixture(scope="session")
-def livekit_server() -> Iterator[LiveKitServer]:
-    """A loopback livekit-server for the session: a missing binary skips locally and fails
-    in CI. (The same rule as ``tests/engine/conftest.py``, whose fixture is not visible here;
-    the adapter tests import this one.)"""
-    try:
-        binary = resolve_server_binary()
-    except LiveKitServerNotFound as exc:
-        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-            pytest.fail(f"{exc} (CI is set, so this is an error, not a skip)")
-        pytest.skip(f"{exc}; run `make tools` or set $LIVEKIT_SERVER_BIN")
-    with LiveKitServer(binary) as server:
-        yield server
 
 
 class LiveKitContractServer:

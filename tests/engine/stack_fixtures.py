@@ -40,7 +40,7 @@ from livekit import rtc
 from engine.bearer import identity_signature
 from engine.config import AppConfig
 from engine.livekit_control import LiveKitControl
-from engine.livekit_process import SERVER_BIN_ENV, LiveKitServerNotFound, resolve_server_binary
+from tests.support import require_livekit_binary
 from engine.stack import LocalStack, free_port
 from engine.store import Store
 
@@ -73,22 +73,6 @@ DISCONNECT_TIMEOUT = 10.0
 def unique(prefix: str) -> str:
     """A fresh room name or identity: the shared stacks are isolated by names, not restarts."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def _running_in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def require_livekit_binary() -> None:
-    """Skip (developer machine) or fail (CI) when there is no livekit-server to run."""
-    try:
-        resolve_server_binary()
-    except LiveKitServerNotFound as exc:
-        reason = (f"{exc}. Set ${SERVER_BIN_ENV}, run `make tools` to install "
-                  ".tools/bin/livekit-server, or put livekit-server on $PATH")
-        if _running_in_ci():
-            pytest.fail(reason + " (CI is set, so this is an error, not a skip)")
-        pytest.skip(reason)
 
 
 def secrets_of(stack: LocalStack) -> dict[str, str]:

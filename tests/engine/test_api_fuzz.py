@@ -21,17 +21,15 @@ from typing import Any
 
 import pytest
 import requests
+import schemathesis  # a dev dependency: a missing fuzzer must fail, not skip
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import load_all_checks
 
-schemathesis = pytest.importorskip("schemathesis")
-
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import load_all_checks  # noqa: E402
-
-from engine.openapi import build_openapi  # noqa: E402
-from engine.stack import LocalStack  # noqa: E402
-from tests.engine.stack_fixtures import API, StackApi, find_secrets, unique  # noqa: E402
+from engine.openapi import build_openapi
+from engine.stack import LocalStack
+from tests.engine.stack_fixtures import API, StackApi, find_secrets, unique
 
 pytestmark = [pytest.mark.engine, pytest.mark.livekit]
 

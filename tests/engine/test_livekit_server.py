@@ -395,11 +395,15 @@ def test_send_data_reaches_only_destination_identities(livekit_server: LiveKitSe
         room_name = _room_name("data")
         received: dict[str, list[tuple[bytes, str | None]]] = {"erin": [], "frank": []}
         markers = {"erin": asyncio.Event(), "frank": asyncio.Event()}
+        ready = {"erin": asyncio.Event(), "frank": asyncio.Event()}
         erin_room, frank_room = rtc.Room(), rtc.Room()
 
         def recorder(identity: str) -> Callable[[rtc.DataPacket], None]:
             def on_data(packet: rtc.DataPacket) -> None:
                 assert packet.participant is None  # server-originated
+                if packet.topic == "ready":
+                    ready[identity].set()
+                    return
                 received[identity].append((packet.data, packet.topic))
                 if packet.topic == "marker":
                     markers[identity].set()
@@ -419,9 +423,19 @@ def test_send_data_reaches_only_destination_identities(livekit_server: LiveKitSe
             livekit_server.url,
             _token(livekit_server, "frank", room_name, can_publish=False),
         ):
-            # No need to wait for erin to *see* frank (livekit batches join updates about
-            # non-publishers on a 3 s tick); routing by identity is server-side and both
-            # connects have completed, so the server knows both participants.
+            # A packet sent the instant a connect returns can be lost: the receiver's data
+            # channel may not be open yet. Ping until both have heard one (each wait
+            # bounded), so the packets under test go over open channels.
+            for _attempt in range(20):
+                await control.send_data(room_name, b"ping", topic="ready")
+                try:
+                    await asyncio.wait_for(
+                        asyncio.gather(ready["erin"].wait(), ready["frank"].wait()), 0.5)
+                    break
+                except TimeoutError:
+                    continue
+            else:
+                raise AssertionError("data channels never opened")
             await control.send_data(
                 room_name, b"for-frank", topic="private", destination_identities=["frank"]
             )

@@ -1,0 +1,51 @@
+"""The engine under trouble: a replaced session's late leave, a database that goes away."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.exc import OperationalError
+
+from engine.config import AppConfig, EngineConfig
+from engine.http import create_app
+from engine.store import Store
+from tests.engine.stack_fixtures import StackApi, connected, wait_until
+
+pytestmark = [pytest.mark.livekit, pytest.mark.engine]
+
+
+async def test_the_leave_of_a_replaced_session_does_not_free_the_seat(api: StackApi) -> None:
+    room, host = api.audio_room(seats=2)
+    first = api.join("dup", room, "audio_room")
+    async with connected(api.stack.livekit.url, first.token):
+        api.act(first, "seats/take", {"seat_index": 1})
+        second = api.join("dup", room, "audio_room")  # the same identity, a new device
+        async with connected(api.stack.livekit.url, second.token):
+            # LiveKit kicks the first session (duplicate identity) and reports it left
+            wait_until(lambda: "participant_left of a replaced session ignored"
+                       in api.stack.log_tail(200), "the engine to see the stale leave",
+                       timeout=20)
+            assert api.seats(host)["seats"][1]["occupant"] == "dup"
+
+
+async def test_a_database_outage_is_503_with_retry_after(tmp_path: Any, mocker: Any) -> None:
+    config = EngineConfig(state_dir=tmp_path, apps=[AppConfig("a", "k")],
+                          signing_secret="s" * 32)
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    client = TestClient(TestServer(create_app(config, store=store)))
+    await client.start_server()
+    try:
+        # the outermost seam: the database driver refuses every statement
+        mocker.patch.object(store, "mutate_room",
+                            side_effect=OperationalError("SELECT", {}, Exception("gone")))
+        response = await client.post("/api/v1/token", json={
+            "app_id": "a", "app_key": "k", "identity": "u", "room_name": "r",
+            "stream_type": "audio_room"})
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+        assert (await response.json())["error"]["code"] == "unavailable"
+    finally:
+        await client.close()
+        store.close()

@@ -12,20 +12,20 @@ logged and the others still run.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from adapters.fake_sfu_room import Delivery, SfuParticipant, not_connected
+from adapters.media_view import MediaView
 from stream_core.errors import UTDStreamException
 from stream_core.events import (
     ConnectionState, ConnectionStateChanged, MediaEvent, ParticipantDisconnected,
     PermissionsChanged, RoomMetadataChanged, TrackPublished, TrackSubscribed, TrackUnpublished,
     TrackUnsubscribed,
 )
-from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDTrack
-from stream_core.ports import ConnectOptions, Unsubscribe
+from stream_core.models import UTDTrack
+from stream_core.ports import ConnectOptions
 
 if TYPE_CHECKING:
     from adapters.fake_sfu import FakeSFU
@@ -33,10 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["FakeMedia"]
 
-logger = logging.getLogger(__name__)
 
 
-class FakeMedia:
+class FakeMedia(MediaView):
     """One participant's connection to a :class:`FakeSFU` (implements ``MediaPort``).
 
     Use it from one event loop: the loop that called :meth:`connect` receives its events.
@@ -46,15 +45,10 @@ class FakeMedia:
     """
 
     def __init__(self, sfu: FakeSFU) -> None:
+        super().__init__()
         self._sfu = sfu
         self._link: SfuParticipant | None = None
-        self._identity: str | None = None
-        self._state = ConnectionState.DISCONNECTED
-        self._permissions = UTDPermissions()
-        self._remote: dict[str, UTDRemoteParticipant] = {}
-        self._metadata = ""
         self._local: dict[str, UTDTrack] = {}
-        self._listeners: list[Callable[[MediaEvent], None]] = []
 
     def __repr__(self) -> str:
         return (f"FakeMedia(identity={self._identity!r}, state={self._state.name}, "
@@ -116,42 +110,8 @@ class FakeMedia:
             raise not_connected(f"publish {source}")
         self._local[source] = self._sfu._publish(link, source)
 
-    # -- MediaPort: state -------------------------------------------------------------
-    @property
-    def identity(self) -> str | None:
-        return self._identity
-
-    @property
-    def connection_state(self) -> ConnectionState:
-        return self._state
-
-    @property
-    def permissions(self) -> UTDPermissions:
-        return self._permissions
-
-    @property
-    def remote_participants(self) -> tuple[UTDRemoteParticipant, ...]:
-        return tuple(self._remote.values())
-
-    @property
-    def room_metadata(self) -> str:
-        return self._metadata
-
-    @property
-    def microphone_enabled(self) -> bool:
-        return "microphone" in self._local
-
-    @property
-    def camera_enabled(self) -> bool:
-        return "camera" in self._local
-
-    def add_listener(self, callback: Callable[[MediaEvent], None]) -> Unsubscribe:
-        self._listeners.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._listeners:
-                self._listeners.remove(callback)
-        return unsubscribe
+    def _sources_on(self) -> Collection[str]:
+        return self._local
 
     # -- delivery (on this media's loop) ----------------------------------------------
     def _on_delivery(self, link: SfuParticipant, delivery: Delivery) -> None:
@@ -171,17 +131,6 @@ class FakeMedia:
         if update is not None:
             update(self, event, delivery)
         self._emit(event)
-
-    def _emit(self, event: MediaEvent) -> None:
-        for callback in tuple(self._listeners):
-            try:
-                callback(event)
-            except Exception:
-                logger.exception("media listener %r failed on %r", callback, event)
-
-    def _set_state(self, state: ConnectionState, reason: str | None = None) -> None:
-        self._state = state
-        self._emit(ConnectionStateChanged(state, reason))
 
     def _detach(self) -> None:
         self._link = None

@@ -49,7 +49,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,7 @@ from livekit import rtc
 from livekit.rtc.participant import PublishTrackError
 from livekit.rtc.room import EventTypes
 
+from adapters.media_view import MediaView
 from adapters.livekit_sources import (
     AudioSourceFactory, GeneratedVideo, ToneAudio, VideoSourceFactory, count_video_frames,
     receive_audio_level,
@@ -68,7 +69,7 @@ from stream_core.events import (
     TrackPublished, TrackSubscribed, TrackUnpublished, TrackUnsubscribed,
 )
 from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDTrack
-from stream_core.ports import ConnectOptions, Unsubscribe
+from stream_core.ports import ConnectOptions
 
 if TYPE_CHECKING:
     from livekit.rtc._proto.participant_pb2 import ParticipantPermission
@@ -145,7 +146,7 @@ class _Published:
     sid: str = ""
 
 
-class LiveKitMedia:
+class LiveKitMedia(MediaView):
     """One participant's connection to a livekit-server (implements ``MediaPort``).
 
     ``audio_source`` / ``video_source`` make the feed of each microphone / camera publication
@@ -156,18 +157,13 @@ class LiveKitMedia:
 
     def __init__(self, *, audio_source: AudioSourceFactory | None = None,
                  video_source: VideoSourceFactory | None = None) -> None:
+        super().__init__()
         self._audio_source: AudioSourceFactory = audio_source or ToneAudio
         self._video_source: VideoSourceFactory = video_source or GeneratedVideo
         self._room: rtc.Room | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._held: list[tuple[EventTypes, tuple[Any, ...]]] | None = None
-        self._identity: str | None = None
-        self._state = ConnectionState.DISCONNECTED
-        self._permissions = UTDPermissions()
-        self._remote: dict[str, UTDRemoteParticipant] = {}
-        self._metadata = ""
         self._published: dict[str, _Published] = {}
-        self._listeners: list[Callable[[MediaEvent], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._retiring: set[asyncio.Task[None]] = set()
         self._publishing = asyncio.Lock()
@@ -257,42 +253,8 @@ class LiveKitMedia:
                 data, reliable=reliable, destination_identities=list(to or ()),
                 topic=topic or "")
 
-    # -- MediaPort: state -------------------------------------------------------------
-    @property
-    def identity(self) -> str | None:
-        return self._identity
-
-    @property
-    def connection_state(self) -> ConnectionState:
-        return self._state
-
-    @property
-    def permissions(self) -> UTDPermissions:
-        return self._permissions
-
-    @property
-    def remote_participants(self) -> tuple[UTDRemoteParticipant, ...]:
-        return tuple(self._remote.values())
-
-    @property
-    def room_metadata(self) -> str:
-        return self._metadata
-
-    @property
-    def microphone_enabled(self) -> bool:
-        return "microphone" in self._published
-
-    @property
-    def camera_enabled(self) -> bool:
-        return "camera" in self._published
-
-    def add_listener(self, callback: Callable[[MediaEvent], None]) -> Unsubscribe:
-        self._listeners.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._listeners:
-                self._listeners.remove(callback)
-        return unsubscribe
+    def _sources_on(self) -> Collection[str]:
+        return self._published
 
     # -- media checks (tests, diagnostics) --------------------------------------------
     async def remote_audio_rms(self, identity: str, seconds: float = 0.5,
@@ -478,18 +440,6 @@ class LiveKitMedia:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-
-    def _emit(self, event: MediaEvent) -> None:
-        for callback in tuple(self._listeners):
-            try:
-                callback(event)
-            except Exception:
-                logger.exception("media listener %r failed on %r", callback, event)
-
-    def _set_state(self, state: ConnectionState, reason: str | None = None) -> None:
-        if state is not self._state:
-            self._state = state
-            self._emit(ConnectionStateChanged(state, reason))
 
     def _refresh(self, participant: rtc.RemoteParticipant) -> None:
         self._remote[participant.identity] = _participant_view(participant)

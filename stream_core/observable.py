@@ -30,7 +30,7 @@ class Observable(Generic[T]):
         self._value = value
         self._name = name
         self._listeners: list[Callable[[T], None]] = []
-        self._queues: list[asyncio.Queue[object]] = []
+        self._changes: EventStream[T] = EventStream()
         self._closed = False
 
     @property
@@ -47,8 +47,7 @@ class Observable(Generic[T]):
                 listener(value)
             except Exception:  # one bad listener must not starve the others
                 _log.exception("listener of %s raised", self._name)
-        for queue in self._queues:
-            queue.put_nowait(value)
+        self._changes.emit(value)
         return True
 
     def listen(self, callback: Callable[[T], None]) -> Callable[[], None]:
@@ -61,19 +60,9 @@ class Observable(Generic[T]):
 
         return unsubscribe
 
-    async def changes(self) -> AsyncIterator[T]:
+    def changes(self) -> AsyncIterator[T]:
         """Yield every new value from now on, until the observable is closed."""
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        self._queues.append(queue)
-        try:
-            while True:
-                item = await queue.get()
-                if item is _CLOSED:
-                    return
-                yield item  # type: ignore[misc]
-        finally:
-            if queue in self._queues:
-                self._queues.remove(queue)
+        return self._changes.__aiter__()
 
     async def wait_for(self, predicate: Callable[[T], bool], timeout: float,
                        what: str | None = None) -> T:
@@ -98,15 +87,13 @@ class Observable(Generic[T]):
 
     @property
     def listener_count(self) -> int:
-        return len(self._listeners) + len(self._queues)
+        return len(self._listeners) + self._changes.subscriber_count
 
     def close(self) -> None:
         """End every iterator (a suspended one ends at its next step) and drop listeners."""
         self._closed = True
         self._listeners.clear()
-        for queue in self._queues:
-            queue.put_nowait(_CLOSED)
-        self._queues.clear()
+        self._changes.close()
 
     def __repr__(self) -> str:
         return f"Observable({self._name}={self._value!r})"

@@ -57,6 +57,9 @@ from livekit import rtc
 from livekit.rtc.participant import PublishTrackError
 from livekit.rtc.room import EventTypes
 
+from adapters.livekit_events import (
+    KIND_NAMES, PUBLISH_SOURCES, STATES, participant_view, permissions_of, reason_of, track_view,
+)
 from adapters.media_view import MediaView
 from adapters.livekit_sources import (
     AudioSourceFactory, GeneratedVideo, ToneAudio, VideoSourceFactory, count_video_frames,
@@ -68,7 +71,7 @@ from stream_core.events import (
     ParticipantConnected, ParticipantDisconnected, PermissionsChanged, RoomMetadataChanged,
     TrackPublished, TrackSubscribed, TrackUnpublished, TrackUnsubscribed,
 )
-from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDTrack
+from stream_core.models import UTDPermissions
 from stream_core.ports import ConnectOptions
 
 if TYPE_CHECKING:
@@ -88,20 +91,6 @@ SETTLE_TIMEOUT = 30.0
 DISCONNECT_TIMEOUT = 10.0
 UNPUBLISH_TIMEOUT = 5.0
 
-_KIND_NAMES = {rtc.TrackKind.KIND_AUDIO: "audio", rtc.TrackKind.KIND_VIDEO: "video"}
-_SOURCE_NAMES = {
-    rtc.TrackSource.SOURCE_MICROPHONE: "microphone", rtc.TrackSource.SOURCE_CAMERA: "camera",
-    rtc.TrackSource.SOURCE_SCREENSHARE: "screen_share",
-    rtc.TrackSource.SOURCE_SCREENSHARE_AUDIO: "screen_share_audio",
-}
-_REASONS = {
-    rtc.DisconnectReason.DUPLICATE_IDENTITY: "duplicate_identity",
-    rtc.DisconnectReason.PARTICIPANT_REMOVED: "removed",
-    rtc.DisconnectReason.ROOM_DELETED: "room_deleted",
-    rtc.DisconnectReason.CLIENT_INITIATED: "client_initiated",
-}
-_STATES = {rtc.ConnectionState.CONN_CONNECTED: ConnectionState.CONNECTED,
-           rtc.ConnectionState.CONN_RECONNECTING: ConnectionState.RECONNECTING}
 
 
 @contextlib.contextmanager
@@ -289,7 +278,7 @@ class LiveKitMedia(MediaView):
             if not self._permissions.allows(source):
                 raise _publish_denied(source)
             track = self._start_feed(source)
-            options = rtc.TrackPublishOptions(source=_PUBLISH_SOURCES[source],
+            options = rtc.TrackPublishOptions(source=PUBLISH_SOURCES[source],
                                               simulcast=source == "camera")
             try:
                 with _map_errors(f"publish the {source}"):
@@ -342,9 +331,9 @@ class LiveKitMedia(MediaView):
         publish), become CONNECTED, then replay the rtc events held meanwhile."""
         local = room.local_participant
         self._identity = local.identity
-        self._permissions = _permissions_of(local.permissions)
+        self._permissions = permissions_of(local.permissions)
         self._metadata = room.metadata
-        self._remote = {p.identity: _participant_view(p) for p in room.remote_participants.values()}
+        self._remote = {p.identity: participant_view(p) for p in room.remote_participants.values()}
         held, self._held = self._held or [], None
         self._set_state(ConnectionState.CONNECTED)
         for name, args in held:
@@ -395,7 +384,7 @@ class LiveKitMedia(MediaView):
                 await asyncio.wait_for(waiter, max(deadline - loop.time(), 0.0))
             except TimeoutError:
                 raise UTDStreamException(
-                    f"no subscribed {_KIND_NAMES.get(kind, kind)} track of {identity!r} "
+                    f"no subscribed {KIND_NAMES.get(kind, kind)} track of {identity!r} "
                     f"within {timeout:g}s", code=ErrorCode.TIMEOUT) from None
 
     # -- tasks ------------------------------------------------------------------------
@@ -442,42 +431,7 @@ class LiveKitMedia(MediaView):
                 waiter.set_result(None)
 
     def _refresh(self, participant: rtc.RemoteParticipant) -> None:
-        self._remote[participant.identity] = _participant_view(participant)
-
-
-# -- translation: rtc objects -> core values ------------------------------------------
-_PUBLISH_SOURCES = {"microphone": rtc.TrackSource.SOURCE_MICROPHONE,
-                    "camera": rtc.TrackSource.SOURCE_CAMERA}
-
-
-def _track_view(publication: rtc.TrackPublication) -> UTDTrack:
-    subscribed = isinstance(publication, rtc.RemoteTrackPublication) and publication.subscribed
-    return UTDTrack(sid=publication.sid, kind=_KIND_NAMES.get(publication.kind, "unknown"),
-                    source=_SOURCE_NAMES.get(publication.source, "unknown"),
-                    muted=publication.muted, subscribed=subscribed)
-
-
-def _participant_view(participant: rtc.RemoteParticipant) -> UTDRemoteParticipant:
-    return UTDRemoteParticipant(
-        identity=participant.identity, name=participant.name or None,
-        tracks=tuple(_track_view(p) for p in participant.track_publications.values()),
-        can_publish=participant.permissions.can_publish, metadata=participant.metadata)
-
-
-def _permissions_of(permission: ParticipantPermission) -> UTDPermissions:
-    return UTDPermissions(
-        can_publish=permission.can_publish, can_subscribe=permission.can_subscribe,
-        can_publish_data=permission.can_publish_data,
-        sources=tuple(_SOURCE_NAMES.get(s, "unknown") for s in permission.can_publish_sources))
-
-
-def _reason(reason: rtc.DisconnectReason.ValueType) -> str:
-    if reason in _REASONS:
-        return _REASONS[reason]
-    try:
-        return rtc.DisconnectReason.Name(reason).lower()
-    except ValueError:
-        return f"unknown_{reason}"
+        self._remote[participant.identity] = participant_view(participant)
 
 
 # -- the dispatch table: refresh the view, return the event (None: view only) ----------
@@ -495,7 +449,7 @@ def _track_event(kind: type[TrackPublished | TrackUnpublished]) -> Callable[...,
     def handle(media: LiveKitMedia, publication: rtc.RemoteTrackPublication,
                participant: rtc.RemoteParticipant) -> MediaEvent:
         media._refresh(participant)
-        return kind(participant.identity, _track_view(publication), raw=publication)
+        return kind(participant.identity, track_view(publication), raw=publication)
     return handle
 
 
@@ -504,7 +458,7 @@ def _subscription(kind: type[TrackSubscribed | TrackUnsubscribed]) -> Callable[.
                publication: rtc.RemoteTrackPublication,
                participant: rtc.RemoteParticipant) -> MediaEvent:
         media._refresh(participant)
-        return kind(participant.identity, _track_view(publication),
+        return kind(participant.identity, track_view(publication),
                     raw=(track, publication, participant))
     return handle
 
@@ -519,7 +473,7 @@ def _permissions_changed(media: LiveKitMedia, participant: rtc.Participant,
     if isinstance(participant, rtc.RemoteParticipant):
         media._refresh(participant)  # no core event for others' grants: view only
         return None
-    permissions = _permissions_of(permission)
+    permissions = permissions_of(permission)
     room = media._room
     for source, track in list(media._published.items()):
         if not permissions.allows(source):  # the server already took it down
@@ -544,7 +498,7 @@ def _speakers(media: LiveKitMedia, speakers: list[rtc.Participant]) -> MediaEven
 
 
 def _connection(media: LiveKitMedia, state: rtc.ConnectionState.ValueType) -> MediaEvent | None:
-    mapped = _STATES.get(state)  # DISCONNECTED waits for "disconnected", which has a reason
+    mapped = STATES.get(state)  # DISCONNECTED waits for "disconnected", which has a reason
     if mapped is None or mapped is media._state or media._state is ConnectionState.DISCONNECTED:
         return None
     media._state = mapped
@@ -557,7 +511,7 @@ def _disconnected(media: LiveKitMedia,
         return None
     media._lost()
     media._state = ConnectionState.DISCONNECTED
-    return ConnectionStateChanged(ConnectionState.DISCONNECTED, _reason(reason), raw=reason)
+    return ConnectionStateChanged(ConnectionState.DISCONNECTED, reason_of(reason), raw=reason)
 
 
 def _republished(media: LiveKitMedia, publication: rtc.LocalTrackPublication,

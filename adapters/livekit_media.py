@@ -71,7 +71,6 @@ from stream_core.events import (
     ParticipantConnected, ParticipantDisconnected, PermissionsChanged, RoomMetadataChanged,
     TrackPublished, TrackSubscribed, TrackUnpublished, TrackUnsubscribed,
 )
-from stream_core.models import UTDPermissions
 from stream_core.ports import ConnectOptions
 
 if TYPE_CHECKING:

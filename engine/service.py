@@ -135,19 +135,29 @@ class EngineService:
         lk_name = self._lk_room(app.app_id, room_name)
         as_host = body.get("role") == "host"
 
-        def change(room: Room | None) -> tuple[Room, tuple[list[Effect], frozenset[str], str]]:
+        def change(room: Room | None) -> tuple[Room, tuple[list[Effect], frozenset[str], str,
+                                                          bool, bool]]:
+            fresh = room is None
             room = room or new_room(stream_type, room_name)
+            before = room.version
             effects = admit(room, identity, stream_type=stream_type, as_host=as_host,
                             name=body.get("name"), seat_count=body.get("seat_count"),
                             seat_mode=body.get("seat_mode"))
-            return room, (effects, room.publish_sources(identity), _state_json(room))
+            return room, (effects, room.publish_sources(identity), _state_json(room), fresh,
+                          room.version != before)
 
         async with self._room_locks[(app.app_id, room_name)]:  # held: LiveKit in commit order
-            effects, sources, state = await asyncio.to_thread(
+            effects, sources, state, fresh, changed = await asyncio.to_thread(
                 self.store.mutate_room, app.app_id, room_name, lk_name, change)
-            await self._livekit("create room", self.control.create_room(lk_name, metadata=state))
+            # A plain listener's join changes no state: nothing to tell LiveKit. (A room
+            # LiveKit dropped while empty is re-created by the next connect; every session
+            # reads the state over REST once connected, and the next change is pushed.)
+            if fresh:
+                await self._livekit("create room",
+                                    self.control.create_room(lk_name, metadata=state))
             await self._apply(lk_name, effects)
-            await self._push(lk_name, state)
+            if fresh or changed:
+                await self._push(lk_name, state)
         token = mint_token(self.config.livekit_api_key, self.config.livekit_api_secret,
                            identity=identity, room=lk_name, name=body.get("name"),
                            can_publish=bool(sources), can_publish_sources=sorted(sources),

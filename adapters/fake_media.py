@@ -85,12 +85,6 @@ class FakeMedia(MediaView):
         self._sfu._leave(link)
         self._set_state(ConnectionState.DISCONNECTED, "client_initiated")
 
-    async def set_microphone(self, enabled: bool) -> None:
-        await self._set_source("microphone", enabled)
-
-    async def set_camera(self, enabled: bool) -> None:
-        await self._set_source("camera", enabled)
-
     async def send_data(self, data: bytes, *, reliable: bool = True,
                         to: Sequence[str] | None = None, topic: str | None = None) -> None:
         """Send to everyone else, or only to ``to`` (an empty list means everyone, as in

@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 
 
 class MediaView:
-    """Read side + listeners of a media connection; subclasses feed it."""
+    """Read side, listeners and the microphone/camera switches of a media connection;
+    subclasses feed the view and publish."""
 
     def __init__(self) -> None:
         self._identity: str | None = None
@@ -59,6 +60,12 @@ class MediaView:
     def camera_enabled(self) -> bool:
         return "camera" in self._sources_on()
 
+    async def set_microphone(self, enabled: bool) -> None:
+        await self._set_source("microphone", enabled)
+
+    async def set_camera(self, enabled: bool) -> None:
+        await self._set_source("camera", enabled)
+
     def add_listener(self, callback: Callable[[MediaEvent], None]) -> Unsubscribe:
         self._listeners.append(callback)
 
@@ -69,6 +76,10 @@ class MediaView:
 
     def _sources_on(self) -> Collection[str]:
         """The sources this participant publishes right now."""
+        raise NotImplementedError
+
+    async def _set_source(self, source: str, enabled: bool) -> None:
+        """Publish (or stop) ``source``; refuse with 403 ``publish_denied`` when not granted."""
         raise NotImplementedError
 
     def _emit(self, event: MediaEvent) -> None:

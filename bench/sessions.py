@@ -95,6 +95,35 @@ class _Raw:
         await room.local_participant.publish_track(track, rtc.TrackPublishOptions(source=kind))
 
 
+    async def grant_floor(self, control: LiveKitControl, room: str, publisher: str,
+                          watcher: str, sources: list[str], trials: int,
+                          record: Callable[[str, float], None], label: str) -> None:
+        """The raw floor of a grant: ``UpdateParticipant``, the publisher sees its permission
+        and publishes ``sources``, until ``watcher`` is subscribed to the last of them."""
+        pub = await self.connect(room, publisher)
+        sub = await self.connect(room, watcher)
+        watched = _SOURCES[sources[-1]]
+        for _ in range(trials):
+            got = await _event(sub, "track_subscribed", _subscribed(publisher, watched))
+            granted = await _event(pub, "participant_permissions_changed",
+                                   lambda p, perm: p.identity == publisher and perm.can_publish)
+            t0 = time.perf_counter()
+            await control.update_permissions(room, publisher, can_publish=True, sources=sources)
+            await asyncio.wait_for(granted.wait(), TIMEOUT)
+            await asyncio.gather(*(self.publish(pub, source) for source in sources))
+            await asyncio.wait_for(got.wait(), TIMEOUT)
+            record(label, t0)
+            await control.update_permissions(room, publisher, can_publish=False, sources=[])
+            for publication in list(pub.local_participant.track_publications.values()):
+                await pub.local_participant.unpublish_track(publication.sid)
+        await pub.disconnect()
+        await sub.disconnect()
+
+
+_SOURCES = {"microphone": rtc.TrackSource.SOURCE_MICROPHONE,
+            "camera": rtc.TrackSource.SOURCE_CAMERA}
+
+
 def _subscribed(identity: str, source: rtc.TrackSource.ValueType) -> Callable[..., bool]:
     return lambda track, pub, participant: (participant.identity == identity
                                            and pub.source == source)
@@ -145,26 +174,9 @@ async def _measure(stack: LocalStack, trials: int, cycles: int) -> list[dict[str
             await speaker.leave_seat()
             await listener.remote_participants.wait_for(
                 lambda ps: not any(p.identity == "speaker" and p.tracks for p in ps), TIMEOUT)
-        raw_name = f"{app.app_id}__raw-{name}"
-        pub = await raw.connect(raw_name, "speaker")
-        sub = await raw.connect(raw_name, "listener")
-        for i in range(trials):
-            got = await _event(sub, "track_subscribed",
-                               _subscribed("speaker", rtc.TrackSource.SOURCE_MICROPHONE))
-            granted = await _event(pub, "participant_permissions_changed",
-                                   lambda p, perm: p.identity == "speaker" and perm.can_publish)
-            t0 = time.perf_counter()
-            await control.update_permissions(raw_name, "speaker", can_publish=True,
-                                             sources=["microphone"])
-            await asyncio.wait_for(granted.wait(), TIMEOUT)
-            await raw.publish(pub, "microphone")
-            await asyncio.wait_for(got.wait(), TIMEOUT)
-            record("seat grant: raw UpdateParticipant + publish -> subscribed", t0)
-            await control.update_permissions(raw_name, "speaker", can_publish=False, sources=[])
-            for publication in list(pub.local_participant.track_publications.values()):
-                await pub.local_participant.unpublish_track(publication.sid)
-        await pub.disconnect()
-        await sub.disconnect()
+        await raw.grant_floor(control, f"{app.app_id}__raw-{name}", "speaker", "listener",
+                              ["microphone"], trials, record,
+                              "seat grant: raw UpdateParticipant + publish -> subscribed")
         for s in (host, speaker, listener):
             await s.dispose()
 
@@ -180,26 +192,9 @@ async def _measure(stack: LocalStack, trials: int, cycles: int) -> list[dict[str
             await star.remove_from_stage("fan")
             await star.remote_participants.wait_for(
                 lambda ps: not any(p.identity == "fan" and p.tracks for p in ps), TIMEOUT)
-        raw_name = f"{app.app_id}__raw-{name}"
-        pub = await raw.connect(raw_name, "fan")
-        sub = await raw.connect(raw_name, "star")
-        for _ in range(trials):
-            got = await _event(sub, "track_subscribed",
-                               _subscribed("fan", rtc.TrackSource.SOURCE_CAMERA))
-            granted = await _event(pub, "participant_permissions_changed",
-                                   lambda p, perm: p.identity == "fan" and perm.can_publish)
-            t0 = time.perf_counter()
-            await control.update_permissions(raw_name, "fan", can_publish=True,
-                                             sources=["microphone", "camera"])
-            await asyncio.wait_for(granted.wait(), TIMEOUT)
-            await asyncio.gather(raw.publish(pub, "microphone"), raw.publish(pub, "camera"))
-            await asyncio.wait_for(got.wait(), TIMEOUT)
-            record("stage promotion: raw UpdateParticipant + publish -> subscribed", t0)
-            await control.update_permissions(raw_name, "fan", can_publish=False, sources=[])
-            for publication in list(pub.local_participant.track_publications.values()):
-                await pub.local_participant.unpublish_track(publication.sid)
-        await pub.disconnect()
-        await sub.disconnect()
+        await raw.grant_floor(control, f"{app.app_id}__raw-{name}", "fan", "star",
+                              ["microphone", "camera"], trials, record,
+                              "stage promotion: raw UpdateParticipant + publish -> subscribed")
         await fan.dispose()
         await star.dispose()
 

@@ -9,8 +9,9 @@ gives us one place to encode the server behaviours we verified against livekit-s
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import NamedTuple
 
@@ -164,6 +165,19 @@ def _is_not_found(exc: api.TwirpError) -> bool:
     return exc.code == api.TwirpErrorCode.NOT_FOUND
 
 
+@contextlib.contextmanager
+def _not_found(room: str, identity: str | None = None) -> Iterator[None]:
+    """LiveKit's ``not_found`` answer becomes :class:`LiveKitNotFound`, in one place."""
+    try:
+        yield
+    except api.TwirpError as exc:
+        if not _is_not_found(exc):
+            raise
+        what = f"participant {identity!r} not found in room {room!r}" if identity else \
+            f"room {room!r} not found"
+        raise LiveKitNotFound(what, room=room, identity=identity) from exc
+
+
 class LiveKitControl:
     """Async RoomService client bound to one server and credential pair.
 
@@ -247,12 +261,8 @@ class LiveKitControl:
         Raises:
             LiveKitNotFound: the room does not exist.
         """
-        try:
+        with _not_found(name):
             await self._api.room.delete_room(api.DeleteRoomRequest(room=name))
-        except api.TwirpError as exc:
-            if _is_not_found(exc):
-                raise LiveKitNotFound(f"room {name!r} not found", room=name) from exc
-            raise
 
     async def set_room_metadata(self, room: str, metadata: str) -> None:
         """Replace the room metadata; connected clients get ``room_metadata_changed``.
@@ -260,14 +270,10 @@ class LiveKitControl:
         Raises:
             LiveKitNotFound: the room does not exist.
         """
-        try:
+        with _not_found(room):
             await self._api.room.update_room_metadata(
                 api.UpdateRoomMetadataRequest(room=room, metadata=metadata)
             )
-        except api.TwirpError as exc:
-            if _is_not_found(exc):
-                raise LiveKitNotFound(f"room {room!r} not found", room=room) from exc
-            raise
 
     async def room_exists(self, room: str) -> bool:
         """True if the server currently has an active room called ``room``."""
@@ -341,18 +347,10 @@ class LiveKitControl:
             can_publish_data=True,
             can_publish_sources=_source_values(sources),
         )
-        try:
+        with _not_found(room, identity):
             await self._api.room.update_participant(
                 api.UpdateParticipantRequest(room=room, identity=identity, permission=permission)
             )
-        except api.TwirpError as exc:
-            if _is_not_found(exc):
-                raise LiveKitNotFound(
-                    f"participant {identity!r} not found in room {room!r}",
-                    room=room,
-                    identity=identity,
-                ) from exc
-            raise
 
     async def remove_participant(self, room: str, identity: str) -> None:
         """Kick ``identity`` out of ``room`` (its client gets ``disconnected``).
@@ -360,18 +358,10 @@ class LiveKitControl:
         Raises:
             LiveKitNotFound: the participant (or its room) does not exist.
         """
-        try:
+        with _not_found(room, identity):
             await self._api.room.remove_participant(
                 api.RoomParticipantIdentity(room=room, identity=identity)
             )
-        except api.TwirpError as exc:
-            if _is_not_found(exc):
-                raise LiveKitNotFound(
-                    f"participant {identity!r} not found in room {room!r}",
-                    room=room,
-                    identity=identity,
-                ) from exc
-            raise
 
     # ------------------------------------------------------------------ data
 

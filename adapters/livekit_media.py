@@ -157,6 +157,12 @@ class LiveKitMedia(MediaView):
         self._publishing = asyncio.Lock()
         self._waiters: list[asyncio.Future[None]] = []
 
+    @property
+    def rtc_room(self) -> rtc.Room | None:
+        """The underlying ``livekit.rtc.Room`` while connected (the seed's ``UTDRoom.room``),
+        for apps that need what the port does not carry. Do not disconnect it directly."""
+        return self._room
+
     def __repr__(self) -> str:
         return (f"LiveKitMedia(identity={self._identity!r}, state={self._state.name}, "
                 f"local={sorted(self._published)!r}, remote={list(self._remote)!r}, "

@@ -284,3 +284,13 @@ async def test_measuring_a_participant_without_media_times_out(room: Room) -> No
     with pytest.raises(UTDStreamException) as refused:
         await LiveKitMedia().remote_video_frames("nobody")
     assert refused.value.code == "not_connected"
+
+
+async def test_the_underlying_rtc_room_is_reachable_while_connected(room: Room) -> None:
+    media = LiveKitMedia()
+    assert media.rtc_room is None
+    await room.join("raw-access", media=media)
+    assert media.rtc_room is not None and media.rtc_room.isconnected()
+    assert media.rtc_room.local_participant.identity == "raw-access"
+    await media.disconnect()
+    assert media.rtc_room is None

@@ -20,7 +20,7 @@ from stream_core.rooms.calls import CallLedger
 from stream_core.rooms.presence import check_identity
 from stream_core.rooms.seats import check_seat_count, parse_seat_mode
 from stream_core.sessions.audio_room import UTDAudioRoomSession
-from stream_core.sessions.base import DEFAULT_GRANT_TIMEOUT
+from stream_core.sessions.base import DEFAULT_GRANT_TIMEOUT, UTDSession
 from stream_core.sessions.call import UTDCallSession
 from stream_core.sessions.live_stream import UTDLiveStreamSession
 
@@ -102,13 +102,16 @@ class UTDStreamClient:
                                name: str | None = None, device_id: str | None = None,
                                signature: str | None = None) -> UTDLiveStreamSession:
         """Mint a room token, connect, and return a live stream session."""
-        grant = await self._mint(identity, room_name, UTDStreamType.LIVE_STREAM, as_host, name,
-                                 device_id, signature=signature)
+        async def mint() -> UTDTokenResponse:
+            return await self._mint(identity, room_name, UTDStreamType.LIVE_STREAM, as_host,
+                                    name, device_id, signature=signature)
+
+        grant = await mint()
         session = UTDLiveStreamSession(engine=self.engine, media=self._media_factory(),
                                        identity=identity, user_token=grant.user_token,
                                        room_name=grant.room_name, is_host=as_host,
-                                       **self._session_options)
-        await self._connect(session, grant, session.refresh_stage)
+                                       rejoin=mint, **self._session_options)
+        await self._enter(session, grant)
         return session
 
     async def join_audio_room(self, identity: str, room_name: str, *, as_host: bool = False,
@@ -128,11 +131,16 @@ class UTDStreamClient:
         grant = await self._mint(identity, room_name, UTDStreamType.AUDIO_ROOM, as_host, name,
                                  device_id, seat_count=seat_count, seat_mode=mode,
                                  signature=signature)
+
+        async def mint_again() -> UTDTokenResponse:  # a rejoin does not seed the seats again
+            return await self._mint(identity, room_name, UTDStreamType.AUDIO_ROOM, as_host,
+                                    name, device_id, signature=signature)
+
         session = UTDAudioRoomSession(engine=self.engine, media=self._media_factory(),
                                       identity=identity, user_token=grant.user_token,
                                       room_name=grant.room_name, is_host=as_host,
-                                      **self._session_options)
-        await self._connect(session, grant, session.get_seats)
+                                      rejoin=mint_again, **self._session_options)
+        await self._enter(session, grant)
         return session
 
     def dispose(self) -> None:
@@ -163,10 +171,9 @@ class UTDStreamClient:
         return grant
 
     @staticmethod
-    async def _connect(session: Any, grant: UTDTokenResponse, first_state: Any) -> None:
+    async def _enter(session: UTDSession, grant: UTDTokenResponse) -> None:
         try:
-            await session.room.connect(grant.ws_url or grant.url, grant.token)
-            await first_state()
+            await session._enter(grant)
         except BaseException:
             await session.dispose()
             raise

@@ -98,6 +98,9 @@ class UTDAudioRoomSession(UTDSession):
         await self.get_seats()
 
     # -- internals ------------------------------------------------------------------
+    async def _first_state(self) -> None:
+        await self.get_seats()
+
     async def _grid_op(self, fn: Any, *args: Any, **kwargs: Any) -> UTDSeatGrid:
         grid: UTDSeatGrid = await self._call(fn, self._bearer, self.room_name, *args, **kwargs)
         self._apply_grid(grid)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from stream_core.errors import UTDStreamException
 from stream_core.events import MediaEvent
-from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDStreamType
+from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDStreamType, UTDTokenResponse
 from stream_core.observable import EventStream, Observable
 from stream_core.ports import EnginePort, MediaPort
 from stream_core.sessions.room import UTDRoom
@@ -53,7 +53,8 @@ class UTDSession:
     def __init__(self, *, type: UTDStreamType, engine: EnginePort, media: MediaPort,
                  identity: str, user_token: str | None, room_name: str | None,
                  grant_timeout: float = DEFAULT_GRANT_TIMEOUT,
-                 adaptive_stream: bool = True, dynacast: bool = True) -> None:
+                 adaptive_stream: bool = True, dynacast: bool = True,
+                 rejoin: Callable[[], Awaitable[UTDTokenResponse]] | None = None) -> None:
         self.type = type
         self.identity = identity
         self.room = UTDRoom(media, adaptive_stream=adaptive_stream, dynacast=dynacast)
@@ -66,6 +67,7 @@ class UTDSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._state_version = -1
         self._disposed = False
+        self._rejoin = rejoin
         self._unsubscribe_metadata = self.room.metadata.listen(self._on_metadata)
 
     # -- the seed's headless state ---------------------------------------------------
@@ -114,6 +116,28 @@ class UTDSession:
         async with self._publish_lock:
             self._applied = _NOTHING
         await self.room.disconnect()
+
+    async def rejoin(self) -> None:
+        """Join the media room again after :meth:`leave` (the engine mints a new token).
+
+        A no-op while connected. Call sessions do not rejoin: start or accept a new call.
+        """
+        self._require_live()
+        if self._rejoin is None:
+            raise UTDStreamException.illegal("this session cannot rejoin; start a new call")
+        if self.room.connected.value:
+            return
+        grant = await self._rejoin()
+        self._user_token = grant.user_token
+        await self._enter(grant)
+
+    async def _enter(self, grant: UTDTokenResponse) -> None:
+        """Connect with a minted grant, then read the room's state over REST."""
+        await self.room.connect(grant.ws_url or grant.url, grant.token)
+        await self._first_state()
+
+    async def _first_state(self) -> None:
+        """Read the engine's current state right after connecting (subclasses)."""
 
     async def dispose(self) -> None:
         """Leave and release everything: no task, listener or iterator is left behind."""

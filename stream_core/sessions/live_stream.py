@@ -73,6 +73,9 @@ class UTDLiveStreamSession(UTDSession):
         await self.refresh_stage()
 
     # -- internals ------------------------------------------------------------------
+    async def _first_state(self) -> None:
+        await self.refresh_stage()
+
     async def _stage_op(self, fn: Any, *args: Any) -> None:
         stage: UTDStage = await self._call(fn, self._bearer, self.room_name, *args)
         self._apply_stage(stage)

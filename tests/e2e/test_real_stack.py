@@ -167,3 +167,19 @@ async def test_killed_participant_loses_its_seat_through_the_webhook(real_client
         if bot.poll() is None:
             bot.kill()
         bot.wait(10)
+
+
+async def test_leave_then_rejoin_on_the_real_stack(real_client, sessions):
+    name = room()
+    host = await real_client().join_audio_room("host", name, as_host=True, seat_count=2)
+    carl = await real_client().join_audio_room("carl", name)
+    sessions += [host, carl]
+    await carl.take_seat(0)
+    await sees(host, "carl", "microphone")
+    await carl.leave()
+    await host.seats.wait_for(lambda g: g is not None and g.seat_of("carl") is None,
+                              TIMEOUT, what="the webhook to free carl's seat")
+    await carl.rejoin()
+    await carl.take_seat(1)
+    await sees(host, "carl", "microphone")
+    assert await media(host).remote_audio_rms("carl", seconds=0.3, timeout=TIMEOUT) > 0.01

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from stream_core import (
-    DataReceived, ParticipantConnected, UTDStreamClient, UTDStreamException,
+    DataReceived, ParticipantConnected, UTDStreamClient, UTDStreamException, UTDStreamType,
 )
 from tests.scenarios.helpers import TIMEOUT, sees_participants
 
@@ -95,3 +95,35 @@ async def test_a_grant_the_media_server_never_confirms_times_out(engine, sfu, mo
         assert info.value.status_code == 504 and "microphone" in info.value.message
     finally:
         await host.dispose()
+
+
+async def test_leave_keeps_the_session_reusable(make_client):
+    host = await make_client().join_audio_room("h", "again", as_host=True, seat_count=2)
+    alice = await make_client().join_audio_room("alice", "again")
+    try:
+        await alice.take_seat(1)
+        await alice.leave()
+        assert alice.connected.value is False
+        # leaving the media room frees the seat (the engine hears it from the SFU)
+        await host.seats.wait_for(lambda g: g is not None and g.seat_of("alice") is None,
+                                  TIMEOUT)
+        await alice.rejoin()
+        assert alice.connected.value is True
+        await alice.rejoin()  # already connected: a no-op
+        await sees_participants(host, {"alice"})
+        await alice.take_seat(0)
+        assert alice.local_participant is not None
+        assert alice.local_participant.microphone_enabled
+    finally:
+        await host.dispose()
+        await alice.dispose()
+
+
+async def test_call_sessions_do_not_rejoin(make_client):
+    client = make_client()
+    await client.authenticate("zed")
+    call = client.call_session(UTDStreamType.AUDIO_CALL)
+    with pytest.raises(UTDStreamException) as refused:
+        await call.rejoin()
+    assert refused.value.status_code == 409
+    await call.dispose()

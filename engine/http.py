@@ -150,7 +150,8 @@ async def _webhook(request: web.Request) -> web.Response:
     except Exception:
         raise UTDStreamException.unauthenticated("webhook signature did not verify") from None
     if event.event == "participant_left" and event.participant.identity:
-        await service.participant_left(event.room.name, event.participant.identity)
+        await service.participant_left(event.room.name, event.participant.identity,
+                                       sid=event.participant.sid)
     elif event.event == "participant_joined" and event.participant.identity:
         granted = event.participant.permission
         await service.participant_joined(

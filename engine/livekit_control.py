@@ -79,6 +79,7 @@ class ParticipantSummary(NamedTuple):
     can_publish: bool
     can_publish_sources: list[str]
     tracks: list[TrackSummary]
+    sid: str = ""  # this connection's id: a reconnect with the same identity gets a new one
 
 
 class RoomSummary(NamedTuple):
@@ -309,6 +310,7 @@ class LiveKitControl:
                         for source in info.permission.can_publish_sources
                     ],
                     tracks=tracks,
+                    sid=info.sid,
                 )
             )
         return result

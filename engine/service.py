@@ -353,10 +353,11 @@ class EngineService:
         return replace(call, token=token, url=self.config.public_livekit_url)
 
     # -- webhooks -------------------------------------------------------------------
-    async def participant_left(self, livekit_room: str, identity: str) -> None:
+    async def participant_left(self, livekit_room: str, identity: str, *,
+                               sid: str = "") -> None:
         """A participant left LiveKit (or its process died): free its seat / stage slot,
         end its call."""
-        if await self._still_there(livekit_room, identity):
+        if await self._replaced(livekit_room, identity, sid):
             _log.info("participant_left of a replaced session ignored (%s is still in %s)",
                       identity, livekit_room)
             return  # the leave of a session that a newer one with this identity replaced
@@ -380,11 +381,14 @@ class EngineService:
             await self._apply(livekit_room, effects)
             await self._push(livekit_room, state)
 
-    async def _still_there(self, livekit_room: str, identity: str) -> bool:
-        """True if LiveKit has ``identity`` in the room right now (LiveKit's answer, not
-        ours: if it cannot answer, the leave is taken at its word)."""
+    async def _replaced(self, livekit_room: str, identity: str, sid: str) -> bool:
+        """True if LiveKit has ``identity`` in the room under another connection than the
+        one that left (a reconnect or a second device replaced it). LiveKit may still list
+        the leaving connection for a moment, hence the sid. If LiveKit cannot answer, the
+        leave is taken at its word."""
         present = await self._livekit("list", self.control.list_participants(livekit_room))
-        return present is not None and any(p.identity == identity for p in present)
+        return present is not None and any(
+            p.identity == identity and p.sid != sid for p in present)
 
     async def participant_joined(self, livekit_room: str, identity: str, *,
                                  can_publish: bool, sources: frozenset[str]) -> None:

@@ -49,3 +49,46 @@ async def test_a_database_outage_is_503_with_retry_after(tmp_path: Any, mocker: 
     finally:
         await client.close()
         store.close()
+
+
+class _Control:
+    """LiveKit as the engine's outermost seam: answers ``list_participants`` as told and
+    accepts everything else."""
+
+    def __init__(self) -> None:
+        self.listed: list[Any] = []
+
+    async def list_participants(self, room: str) -> list[Any]:
+        return self.listed
+
+    def __getattr__(self, name: str) -> Any:
+        async def accept(*args: Any, **kwargs: Any) -> None:
+            return None
+        return accept
+
+
+@pytest.mark.parametrize("listed_sid,freed", [("PA_left", True), ("PA_new", False)])
+async def test_a_leave_frees_the_seat_unless_another_connection_replaced_it(
+        tmp_path: Any, listed_sid: str, freed: bool) -> None:
+    from engine.livekit_control import ParticipantSummary
+    from engine.service import Caller, EngineService
+    from stream_core import UTDStreamType
+
+    config = EngineConfig(state_dir=tmp_path, apps=[AppConfig("a", "k")],
+                          signing_secret="s" * 32, livekit_api_secret="l" * 32)
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    control = _Control()
+    service = EngineService(config, store, control)  # type: ignore[arg-type]
+    try:
+        base = {"app_id": "a", "app_key": "k", "room_name": "r",
+                "stream_type": UTDStreamType.AUDIO_ROOM}
+        await service.mint_token({**base, "identity": "h", "role": "host", "seat_count": 2})
+        await service.mint_token({**base, "identity": "g"})
+        await service.room_op(Caller("a", "g"), "r", "take_seat", 0)
+        # LiveKit may still list the leaving connection itself for a moment
+        control.listed = [ParticipantSummary("g", True, ["microphone"], [], sid=listed_sid)]
+        await service.participant_left("a__r", "g", sid="PA_left")
+        grid = await service.room_op(Caller("a", "h"), "r", "get_seats")
+        assert (grid.seat_of("g") is None) is freed
+    finally:
+        store.close()

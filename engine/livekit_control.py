@@ -69,7 +69,7 @@ class TrackSummary(NamedTuple):
 
 
 class ParticipantSummary(NamedTuple):
-    """Server-side view of a participant; unpacks as ``(identity, can_publish, sources, tracks)``.
+    """Server-side view of a participant: ``(identity, can_publish, sources, tracks, sid)``.
 
     ``can_publish_sources`` empty means "any source" when ``can_publish`` is True (livekit
     semantics), and nothing at all when ``can_publish`` is False.

@@ -280,8 +280,9 @@ def test_rtc_participant_connects(livekit_server: LiveKitServer) -> None:
             ) as control:
                 participants = await control.list_participants(room_name)
             assert [p.identity for p in participants] == ["alice"]
-            identity, can_publish, sources, tracks = participants[0]
+            identity, can_publish, sources, tracks, sid = participants[0]
             assert (identity, can_publish, sources, tracks) == ("alice", False, [], [])
+            assert sid.startswith("PA_")  # the connection's id, new on every reconnect
 
     asyncio.run(body())
 

@@ -14,11 +14,12 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 from stream_core.effects import Effect, ParticipantRemoved, PublishChanged, RoomClosed
 from stream_core.errors import UTDStreamException
@@ -38,7 +39,6 @@ from engine.store import Store
 
 __all__ = ["EngineService", "Caller"]
 
-T = TypeVar("T")
 _log = logging.getLogger("utd_stream.engine")
 _STATE = RoomStateSchema()
 
@@ -87,7 +87,9 @@ class EngineService:
         self._clock = clock
         self._limiter = RateLimiter({"token": config.token_limit, "mutate": config.mutate_limit})
         self._ledger = CallLedger(ring_timeout=config.ring_timeout)
-        self._ledger_lock = asyncio.Lock()
+        # one call machine for every request; its models are added and removed per call,
+        # from the loop and from worker threads alike, so one thread lock guards it
+        self._ledger_guard = threading.Lock()
         self._room_locks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._incoming = asyncio.Condition()
         self._incoming_serial = 0  # bumped under ``_incoming`` whenever a call is created
@@ -218,7 +220,7 @@ class EngineService:
         self._limit("mutate", who.app_id, who.identity)
         call_id = secrets.token_hex(8)
         lk_name = self._lk_room(who.app_id, f"call-{call_id}")
-        async with self._ledger_lock:
+        with self._ledger_guard:  # microseconds: fine to hold on the event loop
             call = self._ledger.create(
                 call_id=call_id, caller=who.identity, callee=body["callee_identity"],
                 type=body["type"], now=self._clock(), room_name=f"call-{call_id}",
@@ -242,7 +244,7 @@ class EngineService:
             return self._apply_call(call, trigger, who.identity)
 
         call, effects, version = await asyncio.to_thread(
-            self.store.mutate_call, who.app_id, call_id, self._sync(change))
+            self.store.mutate_call, who.app_id, call_id, change)
         await self._after_call(who.app_id, call, effects, version)
         return self._with_token(who, call) if trigger == "accept" else call
 
@@ -291,7 +293,7 @@ class EngineService:
                 return self._apply_call(call, "miss", None)
             try:
                 call, effects, version = await asyncio.to_thread(
-                    self.store.mutate_call, app_id, call_id, self._sync(change))
+                    self.store.mutate_call, app_id, call_id, change)
             except UTDStreamException:
                 continue
             if effects:
@@ -322,21 +324,13 @@ class EngineService:
 
     def _apply_call(self, call: UTDCall, trigger: str,
                     actor: str | None) -> tuple[UTDCall, list[Effect]]:
-        self._ledger.restore(call)
-        try:
-            return self._ledger.apply(call.call_id, trigger, actor=actor)
-        finally:
-            self._ledger.discard(call.call_id)
-
-    def _sync(self, change: Callable[[UTDCall], tuple[UTDCall, T]]) -> Callable[[UTDCall], tuple[UTDCall, T]]:
-        """The ledger is shared: serialize its use across worker threads."""
-        import threading
-        lock = self.__dict__.setdefault("_ledger_thread_lock", threading.Lock())
-
-        def run(call: UTDCall) -> tuple[UTDCall, T]:
-            with lock:
-                return change(call)
-        return run
+        """Fire ``trigger`` on ``call`` with the core's call table (any thread)."""
+        with self._ledger_guard:
+            self._ledger.restore(call)
+            try:
+                return self._ledger.apply(call.call_id, trigger, actor=actor)
+            finally:
+                self._ledger.discard(call.call_id)
 
     async def _after_call(self, app_id: str, call: UTDCall, effects: list[Effect],
                           version: int) -> None:
@@ -425,7 +419,7 @@ class EngineService:
             return self._apply_call(call, "drop", None)
 
         call, effects, version = await asyncio.to_thread(
-            self.store.mutate_call, app_id, call_id, self._sync(change))
+            self.store.mutate_call, app_id, call_id, change)
         if effects:
             await self._after_call(app_id, call, effects, version)
 

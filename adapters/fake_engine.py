@@ -28,7 +28,7 @@ from stream_core.models import (
 )
 from stream_core.ports import EnginePort
 from stream_core.rooms import (
-    CallLedger, LiveStage, Room, SeatRoom, admit, call_publish_sources, call_state, check_identity,
+    ROOM_OPERATIONS, CallLedger, Room, admit, call_publish_sources, call_state, check_identity,
     grant_for, new_room, room_state, room_type,
 )
 from stream_core.wire import RoomStateSchema, dump
@@ -166,88 +166,85 @@ class FakeEngine:
         with self._lock:
             return self._expire()
 
-    # -- stage ----------------------------------------------------------------------
+    # -- stage and seats: the core's ROOM_OPERATIONS table decides what each one does ---
     def get_stage(self, user_token: str, room_name: str) -> UTDStage:
-        return self._stage_op(user_token, room_name, None)
+        return self._stage(user_token, room_name, "get_stage")
 
     def invite_to_stage(self, user_token: str, room_name: str, identity: str) -> UTDStage:
-        return self._stage_op(user_token, room_name, "promote", identity)
+        return self._stage(user_token, room_name, "invite_to_stage", identity)
 
     def remove_from_stage(self, user_token: str, room_name: str, identity: str) -> UTDStage:
-        return self._stage_op(user_token, room_name, "demote", identity)
+        return self._stage(user_token, room_name, "remove_from_stage", identity)
 
     def request_stage(self, user_token: str, room_name: str) -> UTDStage:
-        return self._stage_op(user_token, room_name, "raise_hand")
+        return self._stage(user_token, room_name, "request_stage")
 
     def lower_hand(self, user_token: str, room_name: str) -> UTDStage:
-        return self._stage_op(user_token, room_name, "lower_hand")
+        return self._stage(user_token, room_name, "lower_hand")
 
     def leave_stage(self, user_token: str, room_name: str) -> UTDStage:
-        return self._stage_op(user_token, room_name, "step_down")
+        return self._stage(user_token, room_name, "leave_stage")
 
-    # -- seats ----------------------------------------------------------------------
     def setup_seats(self, user_token: str, room_name: str, *, seat_count: int | None = None,
                     seat_mode: UTDSeatMode | None = None,
                     mode_id: str | None = None) -> UTDSeatGrid:
-        return self._seat_op(user_token, room_name, "setup", seat_count=seat_count,
-                             mode=seat_mode)
+        return self._seats(user_token, room_name, "setup_seats",
+                             seat_count=seat_count, mode=seat_mode)
 
     def get_seats(self, user_token: str, room_name: str) -> UTDSeatGrid:
-        return self._seat_op(user_token, room_name, None)
+        return self._seats(user_token, room_name, "get_seats")
 
     def take_seat(self, user_token: str, room_name: str,
                   seat_index: int | None = None) -> UTDSeatGrid:
-        return self._seat_op(user_token, room_name, "take", seat_index)
+        return self._seats(user_token, room_name, "take_seat", seat_index)
 
     def leave_seat(self, user_token: str, room_name: str) -> UTDSeatGrid:
-        return self._seat_op(user_token, room_name, "leave_seat")
+        return self._seats(user_token, room_name, "leave_seat")
 
     def request_to_speak(self, user_token: str, room_name: str,
                          seat_index: int | None = None) -> UTDSpeakRequest:
-        with self._lock:
-            actor = self._who(user_token, "request")
-            room: SeatRoom = self._room(room_name, SeatRoom)
-            request = room.request(actor, seat_index)
-            self._push(room_name)
-            return request
+        request: UTDSpeakRequest = self._room_op(user_token, room_name, "request_to_speak",
+                                                 seat_index)
+        return request
 
     def cancel_speak_request(self, user_token: str, room_name: str) -> UTDSeatGrid:
-        return self._seat_op(user_token, room_name, "cancel_request")
+        return self._seats(user_token, room_name, "cancel_speak_request")
 
     def approve_speaker(self, user_token: str, room_name: str, request_id: int) -> UTDSeatGrid:
-        return self._seat_op(user_token, room_name, "approve", request_id)
+        return self._seats(user_token, room_name, "approve_speaker", request_id)
 
     def deny_speaker(self, user_token: str, room_name: str, request_id: int) -> UTDSeatGrid:
-        return self._seat_op(user_token, room_name, "deny", request_id)
+        return self._seats(user_token, room_name, "deny_speaker", request_id)
 
     def invite_to_speak(self, user_token: str, room_name: str, identity: str,
                         seat_index: int | None = None) -> UTDSeatGrid:
-        return self._seat_op(user_token, room_name, "invite", identity, seat_index)
+        return self._seats(user_token, room_name, "invite_to_speak",
+                             identity, seat_index)
 
     def decline_invite(self, user_token: str, room_name: str) -> UTDSeatGrid:
-        return self._seat_op(user_token, room_name, "decline")
+        return self._seats(user_token, room_name, "decline_invite")
 
     def kick_from_seat(self, user_token: str, room_name: str, identity: str) -> UTDSeatGrid:
-        return self._seat_op(user_token, room_name, "kick", identity)
+        return self._seats(user_token, room_name, "kick_from_seat", identity)
 
     def lock_seat(self, user_token: str, room_name: str, seat_index: int,
                   locked: bool = True) -> UTDSeatGrid:
-        return self._seat_op(user_token, room_name, "lock" if locked else "unlock", seat_index)
+        return self._seats(user_token, room_name, "lock_seat",
+                             seat_index, locked)
 
     def mute_seat(self, user_token: str, room_name: str, seat_index: int,
                   muted: bool = True) -> UTDSeatGrid:
-        return self._seat_op(user_token, room_name, "mute", seat_index, muted)
+        return self._seats(user_token, room_name, "mute_seat",
+                             seat_index, muted)
 
     def move_seat(self, user_token: str, room_name: str, seat_index: int,
                   identity: str | None = None) -> UTDSeatGrid:
-        return self._seat_op(user_token, room_name, "move", seat_index, identity)
+        return self._seats(user_token, room_name, "move_seat",
+                             seat_index, identity)
 
     # -- moderation and lifecycle ---------------------------------------------------
     def ban(self, user_token: str, room_name: str, identity: str) -> None:
-        with self._lock:
-            actor = self._who(user_token, "ban")
-            self._apply(self._any_room(room_name).ban(actor, identity))
-            self._push(room_name)
+        self._room_op(user_token, room_name, "ban", identity)
 
     def close(self) -> None:
         with self._lock:
@@ -297,24 +294,31 @@ class FakeEngine:
             raise UTDStreamException.conflict(f"room {room_name!r} is a {room_type(room).value}")
         return room
 
-    def _stage_op(self, user_token: str, room_name: str, op: str | None,
-                  *args: Any) -> UTDStage:
-        return self._room_op(user_token, room_name, LiveStage, op, *args)  # type: ignore[no-any-return]
+    def _stage(self, user_token: str, room_name: str, op: str, *args: Any) -> UTDStage:
+        stage: UTDStage = self._room_op(user_token, room_name, op, *args)
+        return stage
 
-    def _seat_op(self, user_token: str, room_name: str, op: str | None, *args: Any,
-                 **kwargs: Any) -> UTDSeatGrid:
-        return self._room_op(user_token, room_name, SeatRoom, op, *args, **kwargs)  # type: ignore[no-any-return]
+    def _seats(self, user_token: str, room_name: str, op: str, *args: Any,
+               **kwargs: Any) -> UTDSeatGrid:
+        grid: UTDSeatGrid = self._room_op(user_token, room_name, op, *args, **kwargs)
+        return grid
 
-    def _room_op(self, user_token: str, room_name: str, cls: type[Any], op: str | None,
-                 *args: Any, **kwargs: Any) -> Any:
+    def _room_op(self, user_token: str, room_name: str, op: str, *args: Any,
+                 **kwargs: Any) -> Any:
+        """Run port operation ``op`` as the bearer's identity; the room's new snapshot (or,
+        for a speak request, the request)."""
+        cls, method = ROOM_OPERATIONS[op]
         with self._lock:
-            actor = self._who(user_token, op or "read")
+            actor = self._who(user_token, op)
             room = self._room(room_name, cls)
             room.presence.require_present(actor)
-            if op is not None:
-                self._apply(getattr(room, op)(actor, *args, **kwargs))
-                self._push(room_name)
-            return room.snapshot()
+            if method is None:
+                return room.snapshot()
+            out = getattr(room, method)(actor, *args, **kwargs)
+            if isinstance(out, list):
+                self._apply(out)
+            self._push(room_name)
+            return room.snapshot() if isinstance(out, list) else out
 
     def _call_op(self, user_token: str, call_id: str, trigger: str, *,
                  with_token: bool = False) -> UTDCall:

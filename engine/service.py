@@ -26,7 +26,7 @@ from stream_core.errors import UTDStreamException
 from stream_core.machines.call import UNANSWERED
 from stream_core.models import UTDCall, UTDStreamType, UTDTokenResponse
 from stream_core.rooms import (
-    CallLedger, LiveStage, Room, SeatRoom, admit, call_publish_sources, call_state, new_room,
+    ROOM_OPERATIONS, CallLedger, Room, admit, call_publish_sources, call_state, new_room,
     room_state, room_type,
 )
 from stream_core.wire import RoomStateSchema, dump
@@ -42,31 +42,6 @@ __all__ = ["EngineService", "Caller"]
 _log = logging.getLogger("utd_stream.engine")
 _STATE = RoomStateSchema()
 
-#: Room operations: name -> (room class, core method, mutates?)
-ROOM_OPS: dict[str, tuple[type[Any], str | None]] = {
-    "get_stage": (LiveStage, None),
-    "invite_to_stage": (LiveStage, "promote"),
-    "remove_from_stage": (LiveStage, "demote"),
-    "request_stage": (LiveStage, "raise_hand"),
-    "lower_hand": (LiveStage, "lower_hand"),
-    "leave_stage": (LiveStage, "step_down"),
-    "get_seats": (SeatRoom, None),
-    "setup_seats": (SeatRoom, "setup"),
-    "take_seat": (SeatRoom, "take"),
-    "leave_seat": (SeatRoom, "leave_seat"),
-    "request_to_speak": (SeatRoom, "request"),
-    "cancel_speak_request": (SeatRoom, "cancel_request"),
-    "approve_speaker": (SeatRoom, "approve"),
-    "deny_speaker": (SeatRoom, "deny"),
-    "invite_to_speak": (SeatRoom, "invite"),
-    "decline_invite": (SeatRoom, "decline"),
-    "kick_from_seat": (SeatRoom, "kick"),
-    "lock_seat": (SeatRoom, "lock"),
-    "unlock_seat": (SeatRoom, "unlock"),
-    "mute_seat": (SeatRoom, "mute"),
-    "move_seat": (SeatRoom, "move"),
-    "ban": (object, "ban"),
-}
 
 
 class Caller:
@@ -179,8 +154,8 @@ class EngineService:
     # -- rooms ----------------------------------------------------------------------
     async def room_op(self, who: Caller, room_name: str, op: str, *args: Any,
                       **kwargs: Any) -> Any:
-        """Run ``op`` (a key of ``ROOM_OPS``) as ``who``; returns the room's new snapshot."""
-        cls, method = ROOM_OPS[op]
+        """Run ``op`` (a key of ``ROOM_OPERATIONS``) as ``who``; returns the room's new snapshot."""
+        cls, method = ROOM_OPERATIONS[op]
         if method is not None:
             self._limit("mutate", who.app_id, who.identity)
 

@@ -17,10 +17,39 @@ from stream_core.models import (
 from stream_core.rooms.seats import SeatRoom, check_seat_count, parse_seat_mode
 from stream_core.rooms.stage import LiveStage
 
-__all__ = ["Room", "new_room", "room_type", "restore_room", "admit", "grant_for",
+__all__ = ["Room", "ROOM_OPERATIONS", "new_room", "room_type", "restore_room", "admit", "grant_for",
            "room_state", "call_state"]
 
 Room = SeatRoom | LiveStage
+
+#: The engine port's room operations: the room type each applies to and the room method that
+#: carries it out with the acting identity first (``None``: a read). Both engines dispatch
+#: through this table, so a port operation cannot mean one thing in the fake and another in
+#: the real engine. ``object``: any room type.
+ROOM_OPERATIONS: dict[str, tuple[type[object], str | None]] = {
+    "get_stage": (LiveStage, None),
+    "invite_to_stage": (LiveStage, "promote"),
+    "remove_from_stage": (LiveStage, "demote"),
+    "request_stage": (LiveStage, "raise_hand"),
+    "lower_hand": (LiveStage, "lower_hand"),
+    "leave_stage": (LiveStage, "step_down"),
+    "get_seats": (SeatRoom, None),
+    "setup_seats": (SeatRoom, "setup"),
+    "take_seat": (SeatRoom, "take"),
+    "leave_seat": (SeatRoom, "leave_seat"),
+    "request_to_speak": (SeatRoom, "request"),
+    "cancel_speak_request": (SeatRoom, "cancel_request"),
+    "approve_speaker": (SeatRoom, "approve"),
+    "deny_speaker": (SeatRoom, "deny"),
+    "invite_to_speak": (SeatRoom, "invite"),
+    "decline_invite": (SeatRoom, "decline"),
+    "kick_from_seat": (SeatRoom, "kick"),
+    "lock_seat": (SeatRoom, "lock"),
+    "unlock_seat": (SeatRoom, "unlock"),
+    "mute_seat": (SeatRoom, "mute"),
+    "move_seat": (SeatRoom, "move"),
+    "ban": (object, "ban"),
+}
 
 
 def new_room(stream_type: UTDStreamType, room_name: str) -> Room:

@@ -149,6 +149,8 @@ async def _webhook(request: web.Request) -> web.Response:
         event = receiver.receive(body, request.headers.get("Authorization", ""))
     except Exception:
         raise UTDStreamException.unauthenticated("webhook signature did not verify") from None
+    _log.info("webhook %s room=%s identity=%s sid=%s", event.event, event.room.name,
+              event.participant.identity, event.participant.sid)
     if event.event == "participant_left" and event.participant.identity:
         await service.participant_left(event.room.name, event.participant.identity,
                                        sid=event.participant.sid)

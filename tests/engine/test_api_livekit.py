@@ -314,7 +314,11 @@ async def test_disconnected_co_publisher_leaves_the_stage(api: StackApi,
         stage = api.get(api.room(room, "stage"), bearer=host.bearer).json()
         return guest.identity not in [m["identity"] for m in stage["members"]]
 
-    await http(wait_until, off_stage, "the guest off stage", timeout=WEBHOOK_TIMEOUT)
+    try:
+        await http(wait_until, off_stage, "the guest off stage", timeout=WEBHOOK_TIMEOUT)
+    except AssertionError as exc:  # say what the engine heard from LiveKit about the guest
+        heard = [line for line in stack.log_tail(400).splitlines() if guest.identity in line]
+        raise AssertionError(f"{exc}\nengine log about the guest:\n" + "\n".join(heard))
 
 
 async def test_call_party_leaving_ends_the_call(api: StackApi, stack: LocalStack) -> None:

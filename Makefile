@@ -52,7 +52,7 @@ typecheck: $(STAMP)
 	$(PY) -m mypy
 
 demo: $(STAMP) tools
-	$(PY) -m adapters.cli demo
+	$(PY) -m adapters.entrypoints.cli demo
 
 diagrams: $(STAMP)
 	$(PY) -m stream_core.diagrams diagrams

@@ -18,8 +18,8 @@ __all__ = ["default_backends"]
 def default_backends(*, app_id: str, app_key: str, base_url: str,
                      token_base_url: str) -> tuple[EnginePort, Callable[[], MediaPort]]:
     """The REST engine adapter and a LiveKit media connection per session."""
-    from adapters.livekit_media import LiveKitMedia
-    from adapters.rest_engine import RestEngine
+    from adapters.livekit.media import LiveKitMedia
+    from adapters.rest.engine import RestEngine
 
     engine = RestEngine(app_id=app_id, app_key=app_key, base_url=base_url,
                         token_base_url=token_base_url)

@@ -16,8 +16,8 @@ from typing import Any
 
 import aiohttp
 
-from engine.config import AppConfig
-from engine.stack import LocalStack
+from stream_core.engine.settings import AppConfig
+from stream_devstack.stack import LocalStack
 
 __all__ = ["TITLE", "run"]
 

@@ -27,9 +27,9 @@ from typing import Any
 from livekit import rtc
 from livekit.rtc.room import EventTypes
 
-from engine.config import AppConfig
-from engine.livekit_control import LiveKitControl, mint_token
-from engine.stack import LocalStack
+from stream_core.engine.settings import AppConfig
+from stream_engine.livekit_control import LiveKitControl, mint_token
+from stream_devstack.stack import LocalStack
 from stream_core import UTDSession, UTDStreamClient, UTDStreamType
 
 __all__ = ["TITLE", "run"]

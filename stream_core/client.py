@@ -204,5 +204,5 @@ def _default_backends(app_id: str, app_key: str, base_url: str,
         return engine, media_factory
     raise UTDStreamException(
         "no default utd-stream backend is installed: install 'utd-stream[livekit]', or pass "
-        "engine= and media_factory= (e.g. the fakes in adapters.fake_engine)",
+        "engine= and media_factory= (e.g. the fakes in adapters.fakes.engine)",
         code=ErrorCode.UNAVAILABLE)

@@ -6,7 +6,7 @@
 * :class:`MediaPort` — one participant's connection to the media server, **asynchronous**,
   reporting through sync callbacks (as ``livekit.rtc`` does) that must not block.
 
-Shipped implementations: ``adapters.fake_engine.FakeEngine`` / ``adapters.fake_sfu.FakeMedia``
+Shipped implementations: ``adapters.fakes.engine.FakeEngine`` / ``adapters.fakes.sfu.FakeMedia``
 (in memory) and the real REST / LiveKit adapters. All pass the same contract suites.
 """
 

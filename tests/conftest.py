@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from adapters.fake_engine import FakeEngine
-from adapters.fake_media import FakeMedia
-from adapters.fake_sfu import FakeSFU
+from adapters.fakes.engine import FakeEngine
+from adapters.fakes.media import FakeMedia
+from adapters.fakes.sfu import FakeSFU
 from stream_core import UTDStreamClient
 from tests.support import require_livekit_binary
 
@@ -59,7 +59,7 @@ def make_client(engine: FakeEngine, sfu: FakeSFU) -> Callable[[], UTDStreamClien
 def livekit_server() -> Iterator[Any]:
     """A loopback livekit-server shared by the whole session (tests use unique rooms)."""
     require_livekit_binary()
-    from engine.livekit_process import LiveKitServer
+    from stream_devstack.livekit_process import LiveKitServer
 
     with LiveKitServer() as server:
         yield server
@@ -69,8 +69,8 @@ def livekit_server() -> Iterator[Any]:
 def local_stack() -> Iterator[Any]:
     """A real livekit-server + engine process + SQLite, shared by the session."""
     require_livekit_binary()
-    from engine.config import AppConfig
-    from engine.stack import LocalStack
+    from stream_core.engine.settings import AppConfig
+    from stream_devstack.stack import LocalStack
 
     stack = LocalStack(apps=[AppConfig("suite-app", "suite-key")])
     stack.start()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.fake_engine import FakeEngine
-from adapters.fake_sfu import FakeSFU
+from adapters.fakes.engine import FakeEngine
+from adapters.fakes.sfu import FakeSFU
 from stream_core import EnginePort, UTDStreamException, UTDStreamType
 from stream_core.rooms import ROOM_OPERATIONS
 

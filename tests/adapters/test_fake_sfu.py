@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from adapters.fake_sfu import FakeMedia, FakeSFU
+from adapters.fakes.sfu import FakeMedia, FakeSFU
 from tests.contracts.media_contract import LISTENER, PUBLISHER, SPEAKER, Peer, Recorder
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.events import (

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.livekit_media import LiveKitMedia
-from adapters.livekit_sources import PushedAudio, SilentAudio, ToneAudio, WavAudio
-from engine.livekit_control import LiveKitControl, mint_token
-from engine.livekit_process import LiveKitServer
+from adapters.livekit.media import LiveKitMedia
+from adapters.livekit.sources import PushedAudio, SilentAudio, ToneAudio, WavAudio
+from stream_engine.livekit_control import LiveKitControl, mint_token
+from stream_devstack.livekit_process import LiveKitServer
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.events import (
     ConnectionState, ConnectionStateChanged, MediaEvent, PermissionsChanged, TrackSubscribed,

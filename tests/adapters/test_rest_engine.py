@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from adapters.rest_engine import RestEngine
+from adapters.rest.engine import RestEngine
 from stream_core import UTDStreamException
 
 

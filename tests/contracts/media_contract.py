@@ -8,7 +8,7 @@ class and provide one fixture, ``media_backend``, returning a :class:`MediaBacke
   (token minting, permission updates, room metadata, listing and removing participants).
 
 ``tests/contracts/test_media_fake.py`` does it for ``FakeSFU``/``FakeMedia``; a LiveKit run
-wraps ``engine.livekit_control`` (``mint_token`` + ``LiveKitControl``) in a
+wraps ``stream_engine.livekit_control`` (``mint_token`` + ``LiveKitControl``) in a
 ``ContractServer`` and returns the real adapter from ``new_media``. Every test uses a fresh
 room name, so one server can serve the whole session.
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.fake_engine import FakeEngine
-from adapters.fake_sfu import FakeSFU
+from adapters.fakes.engine import FakeEngine
+from adapters.fakes.sfu import FakeSFU
 from tests.contracts.engine_contract import EngineContract
 
 

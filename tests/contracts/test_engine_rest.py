@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from adapters.rest_engine import RestEngine
+from adapters.rest.engine import RestEngine
 from tests.contracts.engine_contract import EngineContract
 
 pytestmark = [pytest.mark.livekit, pytest.mark.engine]

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from adapters.fake_sfu import FakeMedia, FakeSFU
+from adapters.fakes.sfu import FakeMedia, FakeSFU
 from stream_core.models import UTDPermissions, UTDRemoteParticipant
 
 from .media_contract import MediaBackend, MediaContract

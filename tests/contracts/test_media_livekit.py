@@ -1,7 +1,7 @@
 """The MediaPort contract against ``LiveKitMedia`` and a real loopback livekit-server.
 
 The server side of the contract is :class:`LiveKitContractServer`: tokens from
-``engine.livekit_control.mint_token`` and RoomService calls through ``LiveKitControl``.
+``stream_engine.livekit_control.mint_token`` and RoomService calls through ``LiveKitControl``.
 
 Two LiveKit timings are waited for here, in the harness, not in the cases (no assertion is
 changed; the fake guarantees both at once):
@@ -25,9 +25,9 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from adapters.livekit_media import LiveKitMedia
-from engine.livekit_control import LiveKitControl, mint_token
-from engine.livekit_process import LiveKitServer
+from adapters.livekit.media import LiveKitMedia
+from stream_engine.livekit_control import LiveKitControl, mint_token
+from stream_devstack.livekit_process import LiveKitServer
 from stream_core.events import ConnectionState, MediaEvent, ParticipantConnected, TrackPublished
 from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDTrack
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from adapters.livekit_media import LiveKitMedia
-from engine.livekit_control import LiveKitControl
+from adapters.livekit.media import LiveKitMedia
+from stream_engine.livekit_control import LiveKitControl
 from stream_core import (
     DataReceived, UTDCallStatus, UTDSession, UTDStreamException, UTDStreamType,
 )
@@ -153,7 +153,7 @@ async def test_killed_participant_loses_its_seat_through_the_webhook(real_client
     host = await real_client().join_audio_room("host", name, as_host=True, seat_count=4)
     sessions.append(host)
     bot = subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli", "join", "--base-url", local_stack.base_url,
+        [sys.executable, "-m", "adapters.entrypoints.cli", "join", "--base-url", local_stack.base_url,
          "--app-id", local_stack.app.app_id, "--app-key", local_stack.app.app_key,
          "--identity", "bot", "audio-room", name, "--seat", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

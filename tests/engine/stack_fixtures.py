@@ -37,12 +37,12 @@ import pytest
 import requests
 from livekit import rtc
 
-from engine.bearer import identity_signature
-from engine.config import AppConfig
-from engine.livekit_control import LiveKitControl
+from stream_engine.bearer import identity_signature
+from stream_core.engine.settings import AppConfig
+from stream_engine.livekit_control import LiveKitControl
 from tests.support import require_livekit_binary
-from engine.stack import LocalStack, free_port
-from engine.store import Store
+from stream_devstack.stack import LocalStack, free_port
+from stream_engine.store import Store
 
 __all__ = [
     "StackApi", "Member", "EventLog", "PostgresCluster", "connected", "unique", "start_stack",

@@ -1,4 +1,4 @@
-"""The engine's auth matrix, over every privileged route of ``engine.routes.ROUTES``.
+"""The engine's auth matrix, over every privileged route of ``stream_engine.routes.ROUTES``.
 
 The route lists are derived from the table, so a new route is covered (or makes a test
 here fail until someone decides how it is guarded). Expected answers:
@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 import requests
 
-from engine.bearer import issue_bearer
-from engine.routes import ROUTES, Route
-from engine.stack import LocalStack
+from stream_engine.bearer import issue_bearer
+from stream_engine.routes import ROUTES, Route
+from stream_devstack.stack import LocalStack
 from tests.engine.stack_fixtures import API, Member, StackApi, assert_error, unique
 
 pytestmark = [pytest.mark.engine, pytest.mark.livekit]

@@ -20,7 +20,7 @@ import pytest
 import requests
 from livekit import rtc
 
-from engine.stack import LocalStack
+from stream_devstack.stack import LocalStack
 from tests.engine.stack_fixtures import (
     API, EVENT_TIMEOUT, QUICK_RING_TIMEOUT, WEBHOOK_TIMEOUT, EventLog, Member, StackApi,
     connected, livekit_control, store_of, unique, wait_until,

@@ -18,10 +18,10 @@ import requests
 from livekit import api as lk_api
 from marshmallow import Schema, fields, validate
 
-from engine.bearer import identity_signature
-from engine.openapi import build_openapi
-from engine.routes import ROUTES, Route
-from engine.stack import LocalStack
+from stream_engine.bearer import identity_signature
+from stream_engine.openapi import build_openapi
+from stream_engine.routes import ROUTES, Route
+from stream_devstack.stack import LocalStack
 from tests.engine.stack_fixtures import (
     API, QUICK_RATE, StackApi, assert_error, find_secrets, secrets_of, unique,
 )

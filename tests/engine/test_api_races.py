@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 import requests
 
-from engine.config import AppConfig, EngineConfig
-from engine.service import Caller, EngineService
-from engine.stack import LocalStack, free_port
-from engine.store import Store
+from stream_engine.config import AppConfig, EngineConfig
+from stream_engine.service import Caller, EngineService
+from stream_devstack.stack import LocalStack, free_port
+from stream_engine.store import Store
 from stream_core.models import UTDStreamType
 from stream_core.wire import TokenRequestSchema, load
 from tests.engine.stack_fixtures import (

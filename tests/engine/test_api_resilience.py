@@ -8,9 +8,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.exc import OperationalError
 
-from engine.config import AppConfig, EngineConfig
-from engine.http import create_app
-from engine.store import Store
+from stream_engine.config import AppConfig, EngineConfig
+from stream_engine.http import create_app
+from stream_engine.store import Store
 from tests.engine.stack_fixtures import StackApi, connected, wait_until
 
 pytestmark = [pytest.mark.livekit, pytest.mark.engine]
@@ -70,8 +70,8 @@ class _Control:
 @pytest.mark.parametrize("listed_sid,freed", [("PA_left", True), ("PA_new", False)])
 async def test_a_leave_frees_the_seat_unless_another_connection_replaced_it(
         tmp_path: Any, listed_sid: str, freed: bool) -> None:
-    from engine.livekit_control import ParticipantSummary
-    from engine.service import Caller, EngineService
+    from stream_engine.livekit_control import ParticipantSummary
+    from stream_engine.service import Caller, EngineService
     from stream_core import UTDStreamType
 
     config = EngineConfig(state_dir=tmp_path, apps=[AppConfig("a", "k")],

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.stack import free_port
+from stream_devstack.stack import free_port
 
 pytestmark = pytest.mark.engine
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.engine
 def test_engine_starts_with_no_configuration(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli", "engine", "--port", str(port)],
+        [sys.executable, "-m", "adapters.entrypoints.cli", "engine", "--port", str(port)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     try:

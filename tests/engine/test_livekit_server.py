@@ -31,8 +31,8 @@ import pytest
 from livekit import api, rtc
 from livekit.rtc.participant import PublishTrackError
 
-from engine.livekit_control import LiveKitControl, LiveKitNotFound, mint_token
-from engine.livekit_process import LiveKitServer, LiveKitServerNotFound
+from stream_engine.livekit_control import LiveKitControl, LiveKitNotFound, mint_token
+from stream_devstack.livekit_process import LiveKitServer, LiveKitServerNotFound
 
 #: Per-attempt signalling timeout handed to the SDK (RoomOptions.connect_timeout).
 SIGNAL_CONNECT_TIMEOUT_S = 5.0

@@ -85,7 +85,7 @@ async def test_participant_events_carry_the_backend_event(make_client):
 async def test_a_grant_the_media_server_never_confirms_times_out(engine, sfu, mocker):
     # the outermost seam: the media server silently drops the engine's permission update
     mocker.patch.object(sfu, "update_permissions", lambda *a, **k: None)
-    from adapters.fake_media import FakeMedia
+    from adapters.fakes.media import FakeMedia
     client = UTDStreamClient(app_id="a", app_key="k", engine=engine,
                              media_factory=lambda: FakeMedia(sfu), grant_timeout=0.2)
     host = await client.join_audio_room("h", "stuck", as_host=True, seat_count=1)

@@ -24,7 +24,7 @@ from typing import Any
 from stream_core import UTDSession, UTDStreamClient, UTDStreamType
 from stream_core.client import DEFAULT_BASE_URL
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "run", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,8 +63,8 @@ async def run(args: argparse.Namespace) -> int:
         return 2
     media_factory = None
     if args.wav or args.silent:
-        from adapters.livekit_media import LiveKitMedia
-        from adapters.livekit_sources import SilentAudio, WavAudio
+        from adapters.livekit.media import LiveKitMedia
+        from adapters.livekit.sources import SilentAudio, WavAudio
 
         audio = (lambda: WavAudio(args.wav)) if args.wav else SilentAudio
         media_factory = lambda: LiveKitMedia(audio_source=audio)  # noqa: E731
@@ -131,3 +131,23 @@ async def _join(client: UTDStreamClient, args: argparse.Namespace) -> UTDSession
     _follow(session, "call", session.status)
     await session.accept(incoming.call_id)
     return session
+
+
+def main(argv: list[str]) -> int:
+    """``utd-stream join ...``: parse, quiet livekit's routine teardown logs, run."""
+    parser = argparse.ArgumentParser(prog="utd-stream join",
+                                     description="run one headless participant (bots, load tests)")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    quiet_media_logs()
+    return asyncio.run(run(args))
+
+
+def quiet_media_logs() -> None:
+    """livekit's native layer logs every routine teardown (closed peer connections, dropped
+    FFI handles, data channels closed by a room deletion) as warnings and errors; the
+    adapter turns real failures into ``UTDStreamException``, so command lines silence the
+    rest."""
+    import logging
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("livekit").setLevel(logging.CRITICAL)

@@ -57,11 +57,11 @@ from livekit import rtc
 from livekit.rtc.participant import PublishTrackError
 from livekit.rtc.room import EventTypes
 
-from adapters.livekit_events import (
+from adapters.livekit.events import (
     KIND_NAMES, PUBLISH_SOURCES, STATES, participant_view, permissions_of, reason_of, track_view,
 )
 from adapters.media_view import MediaView
-from adapters.livekit_sources import (
+from adapters.livekit.sources import (
     AudioSourceFactory, GeneratedVideo, ToneAudio, VideoSourceFactory, count_video_frames,
     receive_audio_level,
 )
@@ -138,8 +138,8 @@ class LiveKitMedia(MediaView):
     """One participant's connection to a livekit-server (implements ``MediaPort``).
 
     ``audio_source`` / ``video_source`` make the feed of each microphone / camera publication
-    (defaults: :class:`~adapters.livekit_sources.ToneAudio`,
-    :class:`~adapters.livekit_sources.GeneratedVideo`). Use one instance from one event loop,
+    (defaults: :class:`~adapters.livekit.sources.ToneAudio`,
+    :class:`~adapters.livekit.sources.GeneratedVideo`). Use one instance from one event loop,
     the one that called :meth:`connect`; it may connect again after a disconnect.
     """
 

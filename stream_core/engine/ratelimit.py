@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from engine.config import RateLimit
+from stream_core.engine.settings import RateLimit
 
 __all__ = ["RateLimiter"]
 

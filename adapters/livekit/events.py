@@ -1,6 +1,6 @@
 """Translation from ``livekit.rtc`` objects to core values: names, views, reasons.
 
-Pure functions and tables, no state: :mod:`adapters.livekit_media` keeps the connection and
+Pure functions and tables, no state: :mod:`adapters.livekit.media` keeps the connection and
 its event dispatch, this module only says what an rtc object means in core terms.
 """
 

@@ -1,4 +1,4 @@
-"""The OpenAPI 3 document, generated from ``engine.routes`` and the shared wire schemas."""
+"""The OpenAPI 3 document, generated from ``stream_engine.routes`` and the shared wire schemas."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from stream_core.wire import ErrorSchema
 
-from engine.routes import ROUTES
+from stream_engine.routes import ROUTES
 
 __all__ = ["build_openapi"]
 

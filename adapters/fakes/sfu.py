@@ -24,8 +24,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from adapters.fake_media import FakeMedia  # re-exported: the client half, kept apart
-from adapters.fake_sfu_room import (
+from adapters.fakes.media import FakeMedia  # re-exported: the client half, kept apart
+from adapters.fakes.sfu_room import (
     NOT_CONNECTED, Delivery, DeliverySink, SfuParticipant, SfuRoom, not_connected,
 )
 from stream_core.errors import ErrorCode, UTDStreamException

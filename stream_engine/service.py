@@ -31,11 +31,11 @@ from stream_core.rooms import (
 )
 from stream_core.wire import RoomStateSchema, dump
 
-from engine.bearer import check_signature, issue_bearer, verify_bearer
-from engine.config import AppConfig, EngineConfig
-from engine.livekit_control import LiveKitControl, LiveKitNotFound, mint_token
-from engine.ratelimit import RateLimiter
-from engine.store import Store
+from stream_engine.bearer import check_signature, issue_bearer, verify_bearer
+from stream_engine.config import AppConfig, EngineConfig
+from stream_engine.livekit_control import LiveKitControl, LiveKitNotFound, mint_token
+from stream_core.engine.ratelimit import RateLimiter
+from stream_engine.store import Store
 
 __all__ = ["EngineService", "Caller"]
 

@@ -1,9 +1,9 @@
 """The client half of the fake SFU: :class:`FakeMedia`, one participant's ``MediaPort``.
 
-Import it from :mod:`adapters.fake_sfu` (which re-exports it next to ``FakeSFU``).
+Import it from :mod:`adapters.fakes.sfu` (which re-exports it next to ``FakeSFU``).
 
 Rules of this file: the server hands facts to the loop that connected (see
-:mod:`adapters.fake_sfu_room`); for each fact, the view (permissions, remote participants,
+:mod:`adapters.fakes.sfu_room`); for each fact, the view (permissions, remote participants,
 metadata, connection state, own tracks) is updated first, using the ``_VIEW_UPDATES`` table,
 and only then are the listeners called, in registration order. A listener that raises is
 logged and the others still run.
@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from adapters.fake_sfu_room import Delivery, SfuParticipant, not_connected
+from adapters.fakes.sfu_room import Delivery, SfuParticipant, not_connected
 from adapters.media_view import MediaView
 from stream_core.errors import UTDStreamException
 from stream_core.events import (
@@ -28,7 +28,7 @@ from stream_core.models import UTDTrack
 from stream_core.ports import ConnectOptions
 
 if TYPE_CHECKING:
-    from adapters.fake_sfu import FakeSFU
+    from adapters.fakes.sfu import FakeSFU
     from stream_core.ports import MediaPort
 
 __all__ = ["FakeMedia"]

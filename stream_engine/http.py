@@ -1,4 +1,4 @@
-"""The engine's aiohttp application: routes from ``engine.routes``, errors as JSON.
+"""The engine's aiohttp application: routes from ``stream_engine.routes``, errors as JSON.
 
 Every failure leaves as ``{"error": {"code", "message", "field"?}}`` with its status (429
 with ``Retry-After``); bad input is 400/422, never 500. Bodies are loaded with the wire
@@ -21,12 +21,12 @@ from livekit import api as lk_api
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.wire import CallListSchema, CallSchema, dump, load
 
-from engine.config import EngineConfig
-from engine.livekit_control import TRACK_SOURCE_NAMES, LiveKitControl
-from engine.openapi import build_openapi
-from engine.routes import ROUTES, Route
-from engine.service import EngineService
-from engine.store import Store
+from stream_engine.config import EngineConfig
+from stream_engine.livekit_control import TRACK_SOURCE_NAMES, LiveKitControl
+from stream_engine.openapi import build_openapi
+from stream_engine.routes import ROUTES, Route
+from stream_engine.service import EngineService
+from stream_engine.store import Store
 
 __all__ = ["create_app", "SERVICE"]
 

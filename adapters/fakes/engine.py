@@ -3,7 +3,7 @@
 It is the reference engine minus HTTP and a database: the same ``stream_core.rooms``
 objects decide (host-only operations, seat capacity, modes, one seat per participant,
 calls capped at two parties, bans), the same effects drive the media server (a
-:class:`~adapters.fake_sfu.FakeSFU`), and the same ``RoomStateSchema`` JSON is pushed into
+:class:`~adapters.fakes.sfu.FakeSFU`), and the same ``RoomStateSchema`` JSON is pushed into
 room metadata. Time is injected (``clock``) and ring timeouts fire on :meth:`tick`, so call
 tests are deterministic. Webhooks from the SFU are handled on a worker thread, as a real
 engine receives them: asynchronously.
@@ -33,7 +33,7 @@ from stream_core.rooms import (
 )
 from stream_core.wire import RoomStateSchema, dump
 
-from adapters.fake_sfu import FakeSFU
+from adapters.fakes.sfu import FakeSFU
 
 __all__ = ["FakeEngine", "RateLimiter"]
 

@@ -14,24 +14,9 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stream_core.engine.settings import AppConfig, RateLimit, ServiceSettings
+
 __all__ = ["AppConfig", "EngineConfig", "RateLimit", "add_arguments", "from_args"]
-
-
-@dataclass(frozen=True)
-class AppConfig:
-    """An app: publishable id + key; ``server_secret`` turns on identity verification."""
-
-    app_id: str
-    app_key: str = field(repr=False)
-    server_secret: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """A token bucket: ``rate`` requests per second, bursts up to ``burst``."""
-
-    rate: float
-    burst: int
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """A whole local stack: a real livekit-server and the engine as its own process.
 
 Used by the end-to-end tests, ``make demo`` and the benchmarks. The engine runs as a real
-``python -m engine`` process (configured through its environment, so no secret appears on
+``python -m stream_engine`` process (configured through its environment, so no secret appears on
 a command line), with LiveKit's webhooks pointed at it.
 """
 
@@ -19,8 +19,8 @@ import urllib.request
 from pathlib import Path
 from typing import IO
 
-from engine.config import AppConfig
-from engine.livekit_process import LiveKitServer
+from stream_core.engine.settings import AppConfig
+from stream_devstack.livekit_process import LiveKitServer
 
 __all__ = ["LocalStack", "free_port"]
 
@@ -101,7 +101,7 @@ class LocalStack:
         })
         if self.database_url:
             env["UTD_ENGINE_DATABASE_URL"] = self.database_url
-        args = [sys.executable, "-m", "engine", "--port", str(port or self.port),
+        args = [sys.executable, "-m", "stream_engine", "--port", str(port or self.port),
                 "--state-dir", str(self.state_dir), "--livekit-url", self.livekit.url,
                 "--livekit-api-key", self.livekit.api_key,
                 "--ring-timeout", str(self.ring_timeout),

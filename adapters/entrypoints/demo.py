@@ -168,8 +168,8 @@ async def _hear(n: Narrator, session: Any, identity: str) -> None:
 
 async def run_real_demo(out: TextIO) -> int:
     """Start livekit-server and the engine on embedded defaults, then the scenario."""
-    from engine.config import AppConfig
-    from engine.stack import LocalStack
+    from stream_core.engine.settings import AppConfig
+    from stream_devstack.stack import LocalStack
 
     n = Narrator(out)
     out.write("utd-stream demo: real livekit-server + engine + SQLite on loopback\n")
@@ -200,9 +200,9 @@ async def run_real_demo(out: TextIO) -> int:
 
 async def run_fake_demo(out: TextIO) -> int:
     """The whole scenario on the in-memory fakes; returns a process exit code."""
-    from adapters.fake_engine import FakeEngine
-    from adapters.fake_media import FakeMedia
-    from adapters.fake_sfu import FakeSFU
+    from adapters.fakes.engine import FakeEngine
+    from adapters.fakes.media import FakeMedia
+    from adapters.fakes.sfu import FakeSFU
 
     sfu = FakeSFU()
     engine = FakeEngine(sfu)
@@ -220,6 +220,16 @@ async def run_fake_demo(out: TextIO) -> int:
     return 0
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """``utd-stream demo [--fake]``: the narrated scenario on a real local stack (or fakes)."""
+    import argparse
     import sys
-    return asyncio.run(run_fake_demo(sys.stdout))
+
+    from adapters.entrypoints.join import quiet_media_logs
+
+    parser = argparse.ArgumentParser(
+        prog="utd-stream demo", description="run the narrated scenario through all four products")
+    parser.add_argument("--fake", action="store_true", help="use the in-memory engine and SFU")
+    args = parser.parse_args(argv)
+    quiet_media_logs()
+    return asyncio.run((run_fake_demo if args.fake else run_real_demo)(sys.stdout))

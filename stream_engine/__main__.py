@@ -1,4 +1,4 @@
-"""``utd-stream engine`` / ``python -m engine``: serve the reference engine."""
+"""``utd-stream engine`` / ``python -m stream_engine``: serve the reference engine."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 
 from aiohttp import web
 
-from engine.config import add_arguments, from_args
-from engine.http import create_app
+from stream_engine.config import add_arguments, from_args
+from stream_engine.http import create_app
 
 __all__ = ["main", "serve"]
 
@@ -35,8 +35,9 @@ def serve(argv: list[str] | None = None) -> int:
     return 0
 
 
-def main() -> int:
-    return serve(sys.argv[1:])
+def main(argv: list[str] | None = None) -> int:
+    """The ``utd_stream.commands`` entry point named ``engine``."""
+    return serve(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """What a headless LiveKit participant publishes as its microphone and camera, and how to
 check what it receives.
 
-A headless client has no devices, so :class:`adapters.livekit_media.LiveKitMedia` publishes
+A headless client has no devices, so :class:`adapters.livekit.media.LiveKitMedia` publishes
 *real* WebRTC tracks fed by a pluggable **feed**. A feed knows its format and, in
 :meth:`run`, pushes frames into the ``rtc.AudioSource`` / ``rtc.VideoSource`` the adapter made
 for one publication, until the adapter cancels it (microphone/camera off, revoke, disconnect).

@@ -3,8 +3,9 @@
 Rules of this file:
 * A diagram is rendered from the very rows the core fires (:data:`ALL_TABLES`), through
   ``transitions``' own ``GraphMachine`` with ``graph_engine="mermaid"``, so a diagram cannot
-  disagree with the rules it shows. Each edge is labelled ``trigger [actor]``; a documented
-  no-op row (``dest=None``) shows as a self-loop marked ``[internal]``.
+  disagree with the rules it shows. Each edge is labelled ``trigger [actor]``, followed by
+  ``(condition)`` for a row that applies only when a condition holds; a documented no-op
+  row (``dest=None``) shows as a self-loop marked ``[internal]``.
 * Rendering is pure and deterministic: same tables, byte-identical text. That is what lets
   a test compare the committed ``diagrams/*.mmd`` with a fresh render.
 * Mermaid needs no binary. An SVG is a bonus written only when the ``graphviz`` package and
@@ -42,7 +43,7 @@ def _graph_machine(table: Table[Any], graph_engine: _Engine) -> GraphMachine:
     adds only the edge labels, which ``Table.transitions_spec`` does not carry.
     """
     spec = [
-        dict(row, label=f"{rule.trigger} [{rule.actor.value.replace('_', ' ')}]")
+        dict(row, label=rule.label)
         for row, rule in zip(table.transitions_spec(), table.rules, strict=True)
     ]
     return GraphMachine(

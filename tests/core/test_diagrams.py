@@ -69,7 +69,8 @@ def test_every_row_is_an_edge_labelled_with_trigger_and_actor(table: Table[Any])
     expected: dict[tuple[str, str], list[str]] = {}
     for rule in table.rules:
         actor = rule.actor.value.replace("_", " ")
-        label = f"{rule.trigger} [{actor}]" + (" [internal]" if rule.dest is None else "")
+        when = f" ({rule.when})" if rule.when else ""
+        label = f"{rule.trigger} [{actor}]{when}" + (" [internal]" if rule.dest is None else "")
         for src in rule.source:
             dest = src if rule.dest is None else rule.dest
             expected.setdefault((src.name, dest.name), []).append(label)

@@ -72,6 +72,26 @@ def machines() -> dict[str, Machine]:
     return {t.name: t.new_machine() for t in ALL_TABLES}
 
 
+def _conditions(table: Table[Any]) -> list[frozenset[str]]:
+    """Every subset of the conditions the table's rows name (``when``)."""
+    names = sorted({r.when for r in table.rules if r.when is not None})
+    return [frozenset(c) for n in range(len(names) + 1)
+            for c in itertools.combinations(names, n)]
+
+
+def _expected(table: Table[Any], trigger: str, state: enum.Enum, held: frozenset[Actor],
+              holding: frozenset[str]) -> Rule[Any] | int:
+    """The row a fire must take, or the status code it must refuse with (plain scan)."""
+    rows = _rows(table, trigger, state)
+    if not rows:
+        return 409
+    permitted = [r for r in rows if _permitted(r, held)]
+    if not permitted:
+        return 403
+    ready = [r for r in permitted if r.when is None or r.when in holding]
+    return ready[0] if ready else 409
+
+
 @pytest.mark.parametrize(
     ("table", "state", "trigger"), CASES,
     ids=[f"{t.name}-{s.name}-{trig}" for t, s, trig in CASES],
@@ -80,26 +100,23 @@ def test_fire_moves_to_the_row_or_refuses_precisely(
     machines: dict[str, Machine], table: Table[Any], state: enum.Enum, trigger: str
 ) -> None:
     machine = machines[table.name]
-    rows = _rows(table, trigger, state)
-    assert len(rows) <= 1, "two rows for one (trigger, state)"
-    for held in ACTOR_SETS:
+    codes = {409: ErrorCode.ILLEGAL_TRANSITION, 403: ErrorCode.FORBIDDEN}
+    for held, holding in itertools.product(ACTOR_SETS, _conditions(table)):
+        expected = _expected(table, trigger, state, held, holding)
         model = _attached(machine, state)
         try:
-            if not rows:
+            if isinstance(expected, int):
                 with pytest.raises(UTDStreamException) as info:
-                    table.fire(model, trigger, actors=held)
-                assert (info.value.status_code, info.value.code) == \
-                    (409, ErrorCode.ILLEGAL_TRANSITION)
+                    table.fire(model, trigger, actors=held, conditions=holding)
+                assert (info.value.status_code, info.value.code) == (expected, codes[expected])
                 assert model.state is state
-            elif not _permitted(rows[0], held):
-                with pytest.raises(UTDStreamException) as info:
-                    table.fire(model, trigger, actors=held)
-                assert (info.value.status_code, info.value.code) == (403, ErrorCode.FORBIDDEN)
-                assert model.state is state
+                with pytest.raises(UTDStreamException):
+                    table.target(state, trigger, actors=held, conditions=holding)
             else:
-                assert table.fire(model, trigger, actors=held) is rows[0]
-                expected = state if rows[0].dest is None else rows[0].dest
-                assert model.state is expected
+                assert table.fire(model, trigger, actors=held, conditions=holding) is expected
+                after = state if expected.dest is None else expected.dest
+                assert model.state is after
+                assert table.target(state, trigger, actors=held, conditions=holding) is after
         finally:
             machine.remove_model(model)
 
@@ -146,11 +163,8 @@ def test_index_equals_transitions_own_view(machines: dict[str, Machine], table: 
         for trigger in table.triggers:
             rows = _rows(table, trigger, state)
             legs = machine.events[trigger].transitions.get(state.name, [])
-            if not rows:
-                assert legs == []
-                continue
-            (leg,) = legs
-            assert leg.dest == (None if rows[0].dest is None else rows[0].dest.name)
+            assert [leg.dest for leg in legs] == [None if r.dest is None else r.dest.name
+                                                  for r in rows]
 
 
 @pytest.mark.parametrize("table", ALL_TABLES, ids=TABLE_IDS)
@@ -187,7 +201,7 @@ def test_terminal_call_states_only_allow_the_documented_noop_end() -> None:
     machine = CALL_TABLE.new_machine()
     for state in TERMINAL:
         assert CALL_TABLE.allowed_triggers(state) == ("end",)
-        rule = CALL_TABLE.rule_for("end", state)
+        (rule,) = CALL_TABLE.rules_for("end", state)
         assert rule.dest is None and rule.actor is Actor.PARTY and "no-op" in rule.note
         assert machine.get_triggers(state) == ["end"]
     assert set(TERMINAL) == {s for s in CallState if s.is_terminal}
@@ -203,6 +217,34 @@ def test_duplicate_rows_are_refused_when_a_table_is_built() -> None:
             Rule("go", (CallState.INITIATING, CallState.RINGING), CallState.ENDED, Actor.ANY))
     with pytest.raises(ValueError, match="two rules"):
         Table("dup", CallState, CallState.INITIATING, rows)
+
+
+def test_rows_differing_by_actor_share_a_state_and_each_fires_its_own_leg() -> None:
+    """The machine takes the leg of the row the table picked, not the first leg it has."""
+    rows = (Rule("go", (CallState.RINGING,), CallState.ACTIVE, Actor.CALLER),
+            Rule("go", (CallState.RINGING,), CallState.ENDED, Actor.CALLEE))
+    table = Table("pair", CallState, CallState.INITIATING, rows)
+    machine = table.new_machine()
+    for held, dest in (({Actor.CALLER}, CallState.ACTIVE), ({Actor.CALLEE}, CallState.ENDED)):
+        model = _attached(machine, CallState.RINGING)
+        assert table.fire(model, "go", actors=held).dest is dest
+        assert model.state is dest
+    with pytest.raises(UTDStreamException) as info:
+        table.check(CallState.RINGING, "go", actors={Actor.SYSTEM})
+    assert info.value.status_code == 403 and "caller or callee" in str(info.value)
+
+
+def test_a_row_whose_condition_does_not_hold_is_illegal_not_forbidden() -> None:
+    rows = (Rule("go", (CallState.RINGING,), CallState.ACTIVE, Actor.CALLER, when="sunny"),)
+    table = Table("weather", CallState, CallState.INITIATING, rows)
+    assert table.check(CallState.RINGING, "go", actors={Actor.CALLER},
+                       conditions={"sunny"}) is rows[0]
+    with pytest.raises(UTDStreamException) as info:
+        table.check(CallState.RINGING, "go", actors={Actor.CALLER}, conditions={"rainy"})
+    assert info.value.status_code == 409 and "unless sunny" in str(info.value)
+    with pytest.raises(UTDStreamException) as info:
+        table.check(CallState.RINGING, "go", actors={Actor.CALLEE}, conditions={"sunny"})
+    assert info.value.status_code == 403
 
 
 @pytest.mark.parametrize("table", ALL_TABLES, ids=TABLE_IDS)
@@ -226,14 +268,14 @@ def test_random_walks_follow_the_rows(table: Table[Any], data: st.DataObject) ->
     expected = start
     steps = data.draw(st.lists(st.tuples(st.sampled_from(table.triggers),
                                          st.sampled_from(ACTOR_SETS)), max_size=40))
+    holding = data.draw(st.sampled_from(_conditions(table)), label="conditions")
     for trigger, held in steps:
-        rows = _rows(table, trigger, expected)
+        outcome = _expected(table, trigger, expected, held, holding)
         try:
-            table.fire(model, trigger, actors=held)
+            table.fire(model, trigger, actors=held, conditions=holding)
         except UTDStreamException as exc:
-            assert not rows or not _permitted(rows[0], held)
-            assert exc.status_code == (403 if rows else 409)
+            assert exc.status_code == outcome
         else:
-            assert rows and _permitted(rows[0], held)
-            expected = expected if rows[0].dest is None else rows[0].dest
+            assert isinstance(outcome, Rule)
+            expected = expected if outcome.dest is None else outcome.dest
         assert model.state is expected

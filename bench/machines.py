@@ -151,10 +151,10 @@ def _bare_trigger(ops: int) -> Callable[[], None]:
 
 
 def _seat_cycles(ops: int) -> Callable[[], None]:
-    """``SeatRoom.take`` + ``leave_seat``: each op fires a seat and a speaker trigger."""
+    """``SeatRoom.take_seat`` + ``leave_seat``: each op fires a seat and a speaker trigger."""
     room = SeatRoom("bench-seats", mode=UTDSeatMode.FREE)
     room.join("host", as_host=True)
-    room.setup("host", seat_count=8)
+    room.setup_seats("host", seat_count=8)
     people = [f"p{i}" for i in range(8)]
     for who in people:
         room.join(who)
@@ -162,13 +162,13 @@ def _seat_cycles(ops: int) -> Callable[[], None]:
     def go() -> None:
         for i in range(ops // 2):
             who = people[i % 8]
-            room.take(who, i % 8)
+            room.take_seat(who, i % 8)
             room.leave_seat(who)
     return go
 
 
 def _stage_cycles(ops: int) -> Callable[[], None]:
-    """``LiveStage.promote`` + ``demote``: one stage trigger per op."""
+    """``LiveStage.invite_to_stage`` + ``remove_from_stage``: one stage trigger per op."""
     stage = LiveStage("bench-stage")
     stage.join("host", as_host=True)
     people = [f"v{i}" for i in range(16)]
@@ -178,8 +178,8 @@ def _stage_cycles(ops: int) -> Callable[[], None]:
     def go() -> None:
         for i in range(ops // 2):
             who = people[i % 16]
-            stage.promote("host", who)
-            stage.demote("host", who)
+            stage.invite_to_stage("host", who)
+            stage.remove_from_stage("host", who)
     return go
 
 
@@ -222,21 +222,21 @@ def full_grid() -> SeatRoom:
     """A 64-seat request-mode room: 48 seated (4 muted), 4 locked, requests and invites."""
     room = SeatRoom("bench-grid", mode=UTDSeatMode.REQUEST)
     room.join("host", as_host=True)
-    room.setup("host", seat_count=MAX_SEATS)
+    room.setup_seats("host", seat_count=MAX_SEATS)
     for i in range(60):
         room.join(f"p{i}")
-    room.take("host", 0)
+    room.take_seat("host", 0)
     for i in range(1, 48):
-        room.invite("host", f"p{i}", i)
-        room.take(f"p{i}")
+        room.invite_to_speak("host", f"p{i}", i)
+        room.take_seat(f"p{i}")
     for index in (1, 2, 3, 4):
-        room.mute("host", index)
+        room.mute_seat("host", index)
     for index in (60, 61, 62, 63):
-        room.lock("host", index)
+        room.lock_seat("host", index)
     for i in range(48, 56):
-        room.request(f"p{i}")
+        room.request_to_speak(f"p{i}")
     for i in range(56, 60):
-        room.invite("host", f"p{i}")
+        room.invite_to_speak("host", f"p{i}")
     return room
 
 

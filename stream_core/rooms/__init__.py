@@ -2,6 +2,14 @@
 
 The engine keeps these as its source of truth; clients rebuild them from snapshots to
 mirror the engine. Every mutator takes the acting identity and returns effects.
+
+Names: a room method is named after the engine port operation it carries out
+(``SeatRoom.take_seat`` is ``EnginePort.take_seat`` is ``ROOM_OPERATIONS["take_seat"]``), so
+one operation has one name from the session down to the room. The machines' triggers
+(``occupy``, ``take``, ``kick``...) keep their own, shorter names on purpose: a trigger is
+one move of one model, and a room operation composes several (``take_seat`` fires ``take``
+on the participant's speaker model *and* ``occupy`` on a seat; ``lock_seat`` may fire
+``kick`` and ``vacate`` before ``lock``), so the two vocabularies do not map one to one.
 """
 
 from stream_core.rooms.calls import DEFAULT_RING_TIMEOUT, CallLedger, call_publish_sources

@@ -28,26 +28,25 @@ Room = SeatRoom | LiveStage
 #: the real engine. ``object``: any room type.
 ROOM_OPERATIONS: dict[str, tuple[type[object], str | None]] = {
     "get_stage": (LiveStage, None),
-    "invite_to_stage": (LiveStage, "promote"),
-    "remove_from_stage": (LiveStage, "demote"),
-    "request_stage": (LiveStage, "raise_hand"),
+    "invite_to_stage": (LiveStage, "invite_to_stage"),
+    "remove_from_stage": (LiveStage, "remove_from_stage"),
+    "request_stage": (LiveStage, "request_stage"),
     "lower_hand": (LiveStage, "lower_hand"),
-    "leave_stage": (LiveStage, "step_down"),
+    "leave_stage": (LiveStage, "leave_stage"),
     "get_seats": (SeatRoom, None),
-    "setup_seats": (SeatRoom, "setup"),
-    "take_seat": (SeatRoom, "take"),
+    "setup_seats": (SeatRoom, "setup_seats"),
+    "take_seat": (SeatRoom, "take_seat"),
     "leave_seat": (SeatRoom, "leave_seat"),
-    "request_to_speak": (SeatRoom, "request"),
-    "cancel_speak_request": (SeatRoom, "cancel_request"),
-    "approve_speaker": (SeatRoom, "approve"),
-    "deny_speaker": (SeatRoom, "deny"),
-    "invite_to_speak": (SeatRoom, "invite"),
-    "decline_invite": (SeatRoom, "decline"),
-    "kick_from_seat": (SeatRoom, "kick"),
-    "lock_seat": (SeatRoom, "lock"),
-    "unlock_seat": (SeatRoom, "unlock"),
-    "mute_seat": (SeatRoom, "mute"),
-    "move_seat": (SeatRoom, "move"),
+    "request_to_speak": (SeatRoom, "request_to_speak"),
+    "cancel_speak_request": (SeatRoom, "cancel_speak_request"),
+    "approve_speaker": (SeatRoom, "approve_speaker"),
+    "deny_speaker": (SeatRoom, "deny_speaker"),
+    "invite_to_speak": (SeatRoom, "invite_to_speak"),
+    "decline_invite": (SeatRoom, "decline_invite"),
+    "kick_from_seat": (SeatRoom, "kick_from_seat"),
+    "lock_seat": (SeatRoom, "lock_seat"),
+    "mute_seat": (SeatRoom, "mute_seat"),
+    "move_seat": (SeatRoom, "move_seat"),
     "ban": (object, "ban"),
 }
 
@@ -94,9 +93,9 @@ def admit(room: Room, identity: str, *, stream_type: UTDStreamType, as_host: boo
         trial = SeatRoom.restore(room.snapshot(), dict(room.presence.present),
                                  set(room.presence.banned))
         trial.join(identity, as_host=as_host, name=name)
-        trial.setup(identity, seat_count=seat_count, mode=mode)
+        trial.setup_seats(identity, seat_count=seat_count, mode=mode)
         return room.join(identity, as_host=as_host, name=name) + \
-            room.setup(identity, seat_count=seat_count, mode=mode)
+            room.setup_seats(identity, seat_count=seat_count, mode=mode)
     return room.join(identity, as_host=as_host, name=name)
 
 

@@ -111,7 +111,7 @@ class SeatRoom:
         return self.leave(identity) + [ParticipantRemoved(self.room_name, identity, "banned")]
 
     # -- host set-up ----------------------------------------------------------------
-    def setup(self, actor: str, *, seat_count: object = None, mode: object = None) -> list[Effect]:
+    def setup_seats(self, actor: str, *, seat_count: object = None, mode: object = None) -> list[Effect]:
         """Host (re)configures the grid. Shrinking below an occupied seat is refused."""
         self.presence.require_host(actor)
         count = len(self._seats) if seat_count is None else check_seat_count(seat_count)
@@ -136,7 +136,7 @@ class SeatRoom:
         return []
 
     # -- speaking -------------------------------------------------------------------
-    def take(self, actor: str, index: int | None = None) -> list[Effect]:
+    def take_seat(self, actor: str, index: int | None = None) -> list[Effect]:
         """``actor`` takes seat ``index`` (``None``: its invited seat, else the first free)."""
         self.presence.require_present(actor)
         speaker = self._speakers.get(actor)
@@ -151,10 +151,10 @@ class SeatRoom:
     def leave_seat(self, actor: str) -> list[Effect]:
         return self._unseat(actor, actor, "leave")
 
-    def kick(self, actor: str, identity: str) -> list[Effect]:
+    def kick_from_seat(self, actor: str, identity: str) -> list[Effect]:
         return self._unseat(actor, identity, "kick")
 
-    def request(self, actor: str, index: int | None = None) -> UTDSpeakRequest:
+    def request_to_speak(self, actor: str, index: int | None = None) -> UTDSpeakRequest:
         self.presence.require_present(actor)
         if index is not None:
             self._seat_at(index)
@@ -167,10 +167,10 @@ class SeatRoom:
         speaker.wanted_seat = index
         return UTDSpeakRequest(self.version, actor, index)
 
-    def cancel_request(self, actor: str) -> list[Effect]:
+    def cancel_speak_request(self, actor: str) -> list[Effect]:
         return self._simple(actor, actor, "cancel_request")
 
-    def approve(self, actor: str, request_id: int) -> list[Effect]:
+    def approve_speaker(self, actor: str, request_id: int) -> list[Effect]:
         """Host approves a pending request: the requester is seated at once."""
         self.presence.require_host(actor)
         requester = self._request(request_id)
@@ -178,11 +178,11 @@ class SeatRoom:
         seat = self._free_seat(requester.wanted_seat, fallback=True)
         return self._seat(requester.identity, seat, "approve", _HOST_ONLY)
 
-    def deny(self, actor: str, request_id: int) -> list[Effect]:
+    def deny_speaker(self, actor: str, request_id: int) -> list[Effect]:
         self.presence.require_host(actor)
         return self._simple(actor, self._request(request_id).identity, "deny")
 
-    def invite(self, actor: str, identity: str, index: int | None = None) -> list[Effect]:
+    def invite_to_speak(self, actor: str, identity: str, index: int | None = None) -> list[Effect]:
         self.presence.require_host(actor)
         self.presence.require_present(identity)
         if index is not None:
@@ -192,10 +192,10 @@ class SeatRoom:
         speaker.wanted_seat, speaker.request_id = index, None
         return effects
 
-    def decline(self, actor: str) -> list[Effect]:
+    def decline_invite(self, actor: str) -> list[Effect]:
         return self._simple(actor, actor, "decline")
 
-    def move(self, actor: str, index: int, identity: str | None = None) -> list[Effect]:
+    def move_seat(self, actor: str, index: int, identity: str | None = None) -> list[Effect]:
         """Move ``identity`` (default: the actor) to empty seat ``index``."""
         identity = actor if identity is None else identity
         self.presence.require_present(identity)
@@ -215,12 +215,19 @@ class SeatRoom:
         return self._publish_change(identity, before)
 
     # -- seats ----------------------------------------------------------------------
-    def lock(self, actor: str, index: int, locked: bool = True) -> list[Effect]:
-        """Host locks a seat (its speaker goes back to listening); ``locked=False`` unlocks."""
-        if not locked:
-            return self.unlock(actor, index)
+    def lock_seat(self, actor: str, index: int, locked: bool = True) -> list[Effect]:
+        """Host locks a seat (its speaker goes back to listening); ``locked=False`` unlocks.
+
+        One operation, as the engine port offers it (``lock_seat(..., locked=False)``).
+        """
         self.presence.require_host(actor)
+        if not isinstance(locked, bool):
+            raise UTDStreamException.invalid("locked must be true or false", field="locked")
         seat = self._seat_at(index)
+        if not locked:
+            SEAT_TABLE.fire(seat, "unlock", actors=_HOST_ONLY)
+            self._bump()
+            return []
         SEAT_TABLE.check(seat.state, "lock", actors=_HOST_ONLY)
         effects: list[Effect] = []
         if seat.occupant is not None:
@@ -229,13 +236,7 @@ class SeatRoom:
         self._bump()
         return effects
 
-    def unlock(self, actor: str, index: int) -> list[Effect]:
-        self.presence.require_host(actor)
-        SEAT_TABLE.fire(self._seat_at(index), "unlock", actors=_HOST_ONLY)
-        self._bump()
-        return []
-
-    def mute(self, actor: str, index: int, muted: bool = True) -> list[Effect]:
+    def mute_seat(self, actor: str, index: int, muted: bool = True) -> list[Effect]:
         """Host mutes (or unmutes) a seat: its occupant's microphone grant follows."""
         self.presence.require_host(actor)
         if not isinstance(muted, bool):

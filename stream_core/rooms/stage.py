@@ -78,19 +78,19 @@ class LiveStage:
         return effects + [ParticipantRemoved(self.room_name, identity, "banned")]
 
     # -- stage moves ----------------------------------------------------------------
-    def raise_hand(self, actor: str) -> list[Effect]:
+    def request_stage(self, actor: str) -> list[Effect]:
         return self._fire(actor, actor, "raise_hand")
 
     def lower_hand(self, actor: str) -> list[Effect]:
         return self._fire(actor, actor, "lower_hand")
 
-    def promote(self, actor: str, identity: str) -> list[Effect]:
+    def invite_to_stage(self, actor: str, identity: str) -> list[Effect]:
         return self._fire(actor, identity, "promote")
 
-    def demote(self, actor: str, identity: str) -> list[Effect]:
+    def remove_from_stage(self, actor: str, identity: str) -> list[Effect]:
         return self._fire(actor, identity, "demote")
 
-    def step_down(self, actor: str) -> list[Effect]:
+    def leave_stage(self, actor: str) -> list[Effect]:
         return self._fire(actor, actor, "step_down")
 
     # -- reading --------------------------------------------------------------------

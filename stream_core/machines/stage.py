@@ -4,7 +4,9 @@ Rules of this file:
 * A viewer raises a hand (and may lower it); the host promotes a viewer, hand raised or
   not, onto the stage; there is no cap on how many stand there.
 * The host demotes an on-stage co-publisher; a co-publisher may step down by itself.
-* The host is always on stage: no rule leaves ``HOST``.
+* The engine (``SYSTEM``) admits the room's host when it joins with a host token
+  (``admit_host``), from wherever that participant stood; the host is then always on
+  stage: no rule leaves ``HOST``.
 * On stage (and as host) a participant publishes microphone and camera.
 """
 
@@ -30,6 +32,8 @@ STAGE_RULES: tuple[Rule[StageState], ...] = (
     Rule("promote", (StageState.VIEWER, StageState.HAND_RAISED), StageState.ON_STAGE, Actor.HOST),
     Rule("demote", (StageState.ON_STAGE,), StageState.VIEWER, Actor.HOST),
     Rule("step_down", (StageState.ON_STAGE,), StageState.VIEWER, Actor.SELF),
+    Rule("admit_host", (StageState.VIEWER, StageState.HAND_RAISED, StageState.ON_STAGE),
+         StageState.HOST, Actor.SYSTEM, "the room's host joins with a host token"),
 )
 
 STAGE_TABLE = Table("stage", StageState, StageState.VIEWER, STAGE_RULES)

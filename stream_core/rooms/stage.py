@@ -49,15 +49,11 @@ class LiveStage:
 
     # -- presence -------------------------------------------------------------------
     def join(self, identity: str, *, as_host: bool = False, name: str | None = None) -> list[Effect]:
+        """Presence, and for the host the ``admit_host`` row (from wherever it stood)."""
         self.presence.join(identity, as_host=as_host, name=name)
         if not as_host or self.state_of(identity) is StageState.HOST:
             return []
-        before = self.publish_sources(identity)
-        if identity in self._slots:  # a viewer with a hand up (or on stage) becomes the host
-            self._detach(identity)
-        self._attach(identity, StageState.HOST)
-        self._bump()
-        return [PublishChanged(self.room_name, identity, before, STAGE_PUBLISH[StageState.HOST])]
+        return self._fire(None, identity, "admit_host")
 
     def leave(self, identity: str) -> list[Effect]:
         """A participant left the media room: it loses any stage slot or raised hand."""
@@ -133,10 +129,12 @@ class LiveStage:
                 f"slots={list(self._slots.values())!r}>")
 
     # -- internals ------------------------------------------------------------------
-    def _fire(self, actor: str, identity: str, trigger: str) -> list[Effect]:
-        check_identity(actor, "actor")
+    def _fire(self, actor: str | None, identity: str, trigger: str) -> list[Effect]:
+        """``actor`` (``None``: the engine itself) fires ``trigger`` on ``identity``'s slot."""
+        if actor is not None:
+            check_identity(actor, "actor")
         self.presence.require_present(identity)
-        if actor != identity:
+        if actor is not None and actor != identity:
             self.presence.require_present(actor)
         slot = self._slots.get(identity)
         state = slot.state if slot is not None else StageState.VIEWER
@@ -148,8 +146,8 @@ class LiveStage:
         STAGE_TABLE.fire(slot, trigger, actors=actors)
         if slot.state is StageState.VIEWER:
             self._detach(identity)
-        elif slot.state is StageState.ON_STAGE and identity in self._order:
-            # re-order so the stage lists co-publishers in the order they came up
+        else:
+            # re-order so the stage lists publishers in the order they came up
             self._order.remove(identity)
             self._order.append(identity)
         self._bump()

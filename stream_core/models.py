@@ -15,6 +15,8 @@ __all__ = [
     "MAX_SEATS",
     "UTDStreamType",
     "UTDCallStatus",
+    "UNANSWERED_CALL_STATUSES",
+    "TERMINAL_CALL_STATUSES",
     "UTDSeatMode",
     "UTDParticipantRole",
     "UTDTokenResponse",
@@ -63,12 +65,21 @@ class UTDCallStatus(enum.Enum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in _TERMINAL_CALL_STATUSES
+        """Over for good: no row of the call table leaves this status."""
+        return self in TERMINAL_CALL_STATUSES
+
+    @property
+    def is_unanswered(self) -> bool:
+        """Still ringing: the callee may accept, the ring deadline may pass."""
+        return self in UNANSWERED_CALL_STATUSES
 
 
-_TERMINAL_CALL_STATUSES = frozenset(
-    {UTDCallStatus.ENDED, UTDCallStatus.REJECTED, UTDCallStatus.BUSY, UTDCallStatus.MISSED}
-)
+#: The one definition of these two groups (``machines.call`` re-exports them as
+#: ``UNANSWERED`` / ``TERMINAL``; a store filtering by wire value uses ``s.value``).
+UNANSWERED_CALL_STATUSES: tuple[UTDCallStatus, ...] = (UTDCallStatus.INITIATING,
+                                                      UTDCallStatus.RINGING)
+TERMINAL_CALL_STATUSES: tuple[UTDCallStatus, ...] = (
+    UTDCallStatus.ENDED, UTDCallStatus.REJECTED, UTDCallStatus.BUSY, UTDCallStatus.MISSED)
 
 
 class UTDSeatMode(enum.Enum):

@@ -12,7 +12,9 @@ on the participant's speaker model *and* ``occupy`` on a seat; ``lock_seat`` may
 ``kick`` and ``vacate`` before ``lock``), so the two vocabularies do not map one to one.
 """
 
-from stream_core.rooms.calls import DEFAULT_RING_TIMEOUT, CallLedger, call_publish_sources
+from stream_core.rooms.calls import (
+    DEFAULT_RING_TIMEOUT, CallLedger, apply_call, call_actors, call_publish_sources, expire_call,
+)
 from stream_core.rooms.hosting import (
     ROOM_OPERATIONS, Room, admit, call_state, grant_for, new_room, restore_room, room_state,
     room_type,
@@ -21,7 +23,8 @@ from stream_core.rooms.presence import Presence, check_identity
 from stream_core.rooms.seats import SeatRoom, check_seat_count, parse_seat_mode
 from stream_core.rooms.stage import LiveStage
 
-__all__ = ["CallLedger", "DEFAULT_RING_TIMEOUT", "call_publish_sources", "LiveStage",
+__all__ = ["CallLedger", "DEFAULT_RING_TIMEOUT", "apply_call", "expire_call", "call_actors",
+           "call_publish_sources", "LiveStage",
            "SeatRoom", "Presence", "check_identity", "check_seat_count", "parse_seat_mode",
            "ROOM_OPERATIONS", "Room", "admit", "call_state", "grant_for", "new_room", "restore_room", "room_state",
            "room_type"]

@@ -13,11 +13,10 @@ from dataclasses import replace
 from typing import Any
 
 from stream_core.errors import ErrorCode, UTDStreamException
-from stream_core.machines.call import TERMINAL, UNANSWERED
 from stream_core.models import UTDCall, UTDCallStatus, UTDStreamType
 from stream_core.observable import Observable
 from stream_core.ports import EnginePort, MediaPort
-from stream_core.rooms.calls import CallLedger, call_publish_sources
+from stream_core.rooms.calls import CallLedger, call_publish_sources, noop_for
 from stream_core.sessions.base import UTDSession
 
 __all__ = ["UTDCallSession"]
@@ -82,24 +81,16 @@ class UTDCallSession(UTDSession):
     async def end(self) -> None:
         """Hang up and leave the room. Tolerates a call that is already over.
 
-        The caller cancels an unanswered call; the callee hanging up an unanswered call
-        rejects it.
+        What a hang-up means is the call table's to say, not this session's: the caller's
+        ``end`` of an unanswered call cancels it, the callee's rejects it, and ``end`` of a
+        call already over is a no-op row (so the engine is not asked again).
         """
         call = self.call.value
         if call is None:
             return
-        if self.status.value not in TERMINAL:
-            callee_declines = (self.status.value in UNANSWERED
-                               and call.callee_identity == self.identity)
-            op = self._engine_port.reject_call if callee_declines else self._engine_port.end_call
-            try:
-                self._follow(await self._call(op, self._bearer, call.call_id))
-            except UTDStreamException as exc:
-                if exc.code != ErrorCode.ILLEGAL_TRANSITION:
-                    raise
-                # the call ended meanwhile on the other side: take the engine's word
-                self._follow(await self._call(self._engine_port.get_call, self._bearer,
-                                              call.call_id))
+        if not noop_for(call, "end", self.identity):
+            self._follow(await self._call(self._engine_port.end_call, self._bearer,
+                                          call.call_id))
         await self.leave()
 
     # -- internals ------------------------------------------------------------------
@@ -114,7 +105,7 @@ class UTDCallSession(UTDSession):
         await self._leave_if_over()
 
     async def _leave_if_over(self) -> None:
-        if self.status.value in TERMINAL and self.room.connected.value:
+        if self._over and self.room.connected.value:
             await self.leave()
 
     def _follow(self, call: UTDCall) -> bool:
@@ -137,7 +128,7 @@ class UTDCallSession(UTDSession):
         call: UTDCall | None = state.get("call")
         if call is None or call.call_id != self.call_id.value:
             return False
-        if self._follow(call) and call.status in TERMINAL:
+        if self._follow(call) and call.status.is_terminal:
             self._spawn(self.leave(), "call-over")
             return False
         return True
@@ -147,10 +138,13 @@ class UTDCallSession(UTDSession):
         return frozenset() if status is None else call_publish_sources(self.type, status)
 
     def _require_idle(self, call_id: str | None = None) -> None:
-        status = self.status.value
-        if status is not None and status not in TERMINAL and call_id != self.call_id.value:
+        if self.status.value is not None and not self._over and call_id != self.call_id.value:
             raise UTDStreamException.illegal(
                 "this session already has a call in progress; end() it first")
+
+    @property
+    def _over(self) -> bool:
+        return self.status.value is not None and self.status.value.is_terminal
 
     def _close_observables(self) -> None:
         for obs in (self.status, self.call_id, self.call):

@@ -185,7 +185,9 @@ class EngineContract:
         fails(403, engine.accept_call, carol, call.call_id)
         fails(403, engine.get_call, carol, call.call_id)
         fails(404, engine.get_call, ann, "no-such-call")
-        fails(403, engine.end_call, ben, call.call_id)  # the callee rejects, it cannot cancel
         assert engine.end_call(ann, call.call_id).status is UTDCallStatus.ENDED
+        call = engine.create_call(ann, callee_identity=callee, type=UTDStreamType.AUDIO_CALL)
+        # the callee's hang-up of an unanswered call is a reject (a row of the call table)
+        assert engine.end_call(ben, call.call_id).status is UTDCallStatus.REJECTED
         fails(422, engine.create_call, ann, callee_identity=caller,
               type=UTDStreamType.AUDIO_CALL)

@@ -1,4 +1,4 @@
-"""Behaviour of the authoritative rooms: SeatRoom, LiveStage and CallLedger.
+"""Behaviour of the authoritative rooms: SeatRoom and LiveStage (calls: ``test_calls``).
 
 Rooms are driven directly, no mocks: each test performs operations as some identity and
 asserts the end state (snapshot) and the effects returned. Every refusal is checked the
@@ -10,24 +10,23 @@ actors and operations at a SeatRoom and checks the grid's invariants after every
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine, initialize, invariant, precondition, rule,
 )
 
-from stream_core.effects import ParticipantRemoved, PublishChanged, RoomClosed
+from stream_core.effects import ParticipantRemoved, PublishChanged
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.machines.seat import SeatState
 from stream_core.machines.speaker import SpeakerState
 from stream_core.machines.stage import StageState
-from stream_core.models import UTDCallStatus, UTDSeatMode, UTDStreamType
-from stream_core.rooms import CallLedger, LiveStage, SeatRoom
-from stream_core.wire import CallSchema, SeatGridSchema, StageSchema, dump, load
+from stream_core.models import UTDSeatMode
+from stream_core.rooms import LiveStage, SeatRoom
+from stream_core.wire import SeatGridSchema, StageSchema, dump, load
 
 MIC = frozenset({"microphone"})
 AV = frozenset({"microphone", "camera"})
@@ -587,269 +586,6 @@ def test_whoever_joins_as_host_is_in_the_host_state() -> None:
     assert room.join("ann", as_host=True) == [granted("live-2", "ann", AV)]
     assert room.host == "ann" and room.state_of("ann") is StageState.HOST
     assert room.snapshot().hands == () and room.join("ann", as_host=True) == []
-
-
-# ---------------------------------------------------------------------------------------
-# CallLedger
-# ---------------------------------------------------------------------------------------
-def ledger(call_type: UTDStreamType = UTDStreamType.AUDIO_CALL) -> CallLedger:
-    calls = CallLedger(ring_timeout=30.0)
-    calls.create(call_id="c1", caller="ann", callee="bob", type=call_type, now=100.0)
-    return calls
-
-
-def closed(sources: frozenset[str] = MIC) -> list[Any]:
-    """The effects of call c1 ending: the room closes, which ends every grant at once (no
-    separate revokes racing the room's deletion). ``sources`` is what was granted."""
-    return [RoomClosed("call-c1")]
-
-
-def test_create_ring_accept_end() -> None:
-    calls = ledger()
-    call = calls.get("c1")
-    assert (call.status, call.room_name, call.ring_deadline) == \
-        (UTDCallStatus.INITIATING, "call-c1", 130.0)
-    ringing = replace(call, status=UTDCallStatus.RINGING)
-    assert calls.apply("c1", "ring", actor="bob") == (ringing, [])
-    assert calls.apply("c1", "accept", actor="bob")[0].status is UTDCallStatus.ACTIVE
-    ended, effects = calls.apply("c1", "end", actor="ann")
-    assert (ended.status, ended.ended_by) == (UTDCallStatus.ENDED, "ann")
-    assert effects == closed()
-
-
-def test_video_call_effects_cover_the_camera() -> None:
-    calls = ledger(UTDStreamType.VIDEO_CALL)
-    calls.apply("c1", "accept", actor="bob")
-    assert calls.apply("c1", "end", actor="bob")[1] == closed(AV)
-
-
-@pytest.mark.parametrize(("trigger", "status"), [("reject", UTDCallStatus.REJECTED),
-                                                 ("busy", UTDCallStatus.BUSY)])
-def test_callee_refuses(trigger: str, status: UTDCallStatus) -> None:
-    calls = ledger()
-    calls.apply("c1", "ring", actor="bob")
-    call, effects = calls.apply("c1", trigger, actor="bob")
-    assert call.status is status and call.ended_by is None and effects == closed()
-
-
-def test_caller_cancels_an_unanswered_call_but_the_callee_must_reject() -> None:
-    calls = ledger()
-    calls.apply("c1", "ring", actor="bob")
-    before = calls.get("c1")
-    with pytest.raises(UTDStreamException) as info:
-        calls.apply("c1", "end", actor="bob")
-    assert info.value.status_code == 403 and calls.get("c1") == before
-    call, effects = calls.apply("c1", "end", actor="ann")
-    assert call.status is UTDCallStatus.ENDED and effects == closed()
-
-
-def test_duplicate_end_is_a_no_op() -> None:
-    calls = ledger()
-    calls.apply("c1", "accept", actor="bob")
-    first, _ = calls.apply("c1", "end", actor="bob")
-    assert calls.apply("c1", "end", actor="ann") == (first, [])
-    assert calls.get("c1").ended_by == "bob"
-    calls.create(call_id="c2", caller="ann", callee="bob", type=UTDStreamType.AUDIO_CALL, now=0)
-    calls.apply("c2", "reject", actor="bob")
-    assert calls.apply("c2", "end", actor="ann")[1] == []
-
-
-@pytest.mark.parametrize(("trigger", "actor", "status"), [
-    ("ring", "ann", 403), ("accept", "ann", 403), ("accept", "eve", 403),
-    ("accept", None, 403), ("end", "eve", 403), ("miss", "bob", 403), ("drop", "ann", 403),
-    ("hang_up", "ann", 422),
-])
-def test_call_refusals_leave_the_call_unchanged(trigger: str, actor: str | None,
-                                                status: int) -> None:
-    calls = ledger()
-    before = calls.get("c1")
-    with pytest.raises(UTDStreamException) as info:
-        calls.apply("c1", trigger, actor=actor)
-    assert info.value.status_code == status and calls.get("c1") == before
-
-
-def test_terminal_calls_refuse_everything_but_end() -> None:
-    calls = ledger()
-    calls.apply("c1", "end", actor="ann")
-    before = calls.get("c1")
-    for trigger, actor in [("ring", "bob"), ("accept", "bob"), ("miss", None), ("drop", None)]:
-        with pytest.raises(UTDStreamException) as info:
-            calls.apply("c1", trigger, actor=actor)
-        assert info.value.status_code == 409 and calls.get("c1") == before
-
-
-def test_unanswered_calls_are_missed_at_their_deadline() -> None:
-    calls = ledger()
-    calls.create(call_id="c2", caller="cat", callee="bob", type=UTDStreamType.AUDIO_CALL,
-                 now=110.0)
-    calls.create(call_id="c3", caller="cat", callee="dan", type=UTDStreamType.AUDIO_CALL,
-                 now=90.0)
-    calls.apply("c3", "accept", actor="dan")
-    assert calls.next_deadline() == 130.0
-    assert calls.expire(129.9) == []
-    (missed,) = calls.expire(130.0)
-    assert (missed.call_id, missed.status) == ("c1", UTDCallStatus.MISSED)
-    assert calls.next_deadline() == 140.0
-    assert [c.call_id for c in calls.expire(1e9)] == ["c2"]
-    assert calls.next_deadline() is None and calls.get("c3").status is UTDCallStatus.ACTIVE
-
-
-def test_engine_drops_a_call() -> None:
-    calls = ledger()
-    calls.apply("c1", "accept", actor="bob")
-    call, effects = calls.apply("c1", "drop", actor=None)
-    assert (call.status, call.ended_by) == (UTDCallStatus.ENDED, None) and effects == closed()
-
-
-def test_may_join_admits_the_two_parties_until_the_call_is_over() -> None:
-    calls = ledger()
-    assert calls.may_join("c1", "ann") and calls.may_join("c1", "bob")
-    assert not calls.may_join("c1", "eve")
-    calls.apply("c1", "accept", actor="bob")
-    assert calls.may_join("c1", "bob") and not calls.may_join("c1", "cat")
-    calls.apply("c1", "end", actor="bob")
-    assert not calls.may_join("c1", "ann") and not calls.may_join("c1", "bob")
-
-
-def test_follow_mirrors_the_engine_step_by_step() -> None:
-    engine = ledger(UTDStreamType.VIDEO_CALL)
-    client = CallLedger()
-    mirrored, effects = client.follow(engine.get("c1"))
-    assert mirrored == engine.get("c1") and effects == []
-    for trigger, actor in [("ring", "bob"), ("accept", "bob"), ("end", "ann")]:
-        expected = engine.apply("c1", trigger, actor=actor)
-        assert client.follow(expected[0]) == expected
-    assert client.follow(engine.get("c1")) == (engine.get("c1"), [])  # same status: nothing
-
-
-def test_follow_can_jump_straight_to_a_terminal_status() -> None:
-    engine, client = ledger(), CallLedger()
-    client.follow(engine.get("c1"))
-    (missed,) = engine.expire(1e9)
-    call, effects = client.follow(missed)
-    assert call == missed and effects == closed()
-
-
-def test_follow_refuses_an_impossible_jump() -> None:
-    engine, client = ledger(), CallLedger()
-    client.follow(engine.get("c1"))
-    (missed,) = engine.expire(1e9)
-    client.follow(missed)
-    stale = replace(missed, status=UTDCallStatus.RINGING)
-    with pytest.raises(UTDStreamException) as info:
-        client.follow(stale)
-    assert info.value.status_code == 409
-    assert client.get("c1").status is UTDCallStatus.MISSED
-
-
-def test_a_refused_follow_leaves_the_whole_call_unchanged() -> None:
-    """Regression: a stale answer is refused before any of its fields are copied."""
-    engine, client = ledger(), CallLedger()
-    engine.apply("c1", "end", actor="ann")
-    client.follow(engine.get("c1"))
-    before = client.get("c1")
-    with pytest.raises(UTDStreamException):
-        client.follow(replace(before, status=UTDCallStatus.RINGING, ended_by="eve"))
-    assert client.get("c1") == before
-
-
-call_steps = st.lists(st.one_of(
-    st.tuples(st.sampled_from(["ring", "accept", "reject", "busy", "end", "miss", "drop"]),
-              st.sampled_from(["ann", "bob", "eve", None])),
-    st.tuples(st.just("expire"), st.floats(min_value=100.0, max_value=140.0)),
-), max_size=12)
-
-
-@settings(max_examples=150, deadline=None)
-@given(steps=call_steps, video=st.booleans())
-def test_a_following_client_always_agrees_with_the_engine(
-    steps: list[tuple[str, Any]], video: bool
-) -> None:
-    """Whatever the engine does (or refuses), a client that follows it ends up identical."""
-    engine = ledger(UTDStreamType.VIDEO_CALL if video else UTDStreamType.AUDIO_CALL)
-    client = CallLedger()
-    client.follow(engine.get("c1"))
-    for trigger, arg in steps:
-        before = engine.get("c1")
-        if trigger == "expire":
-            engine.expire(arg)
-            effects = None
-        else:
-            try:
-                effects = engine.apply("c1", trigger, actor=arg)[1]
-            except UTDStreamException as exc:
-                assert exc.status_code in (403, 409) and engine.get("c1") == before
-                continue
-        call, mirrored = client.follow(engine.get("c1"))
-        assert call == engine.get("c1")
-        if effects is not None:
-            assert mirrored == effects
-        assert client.may_join("c1", "ann") == engine.may_join("c1", "ann")
-        assert client.next_deadline() == engine.next_deadline()
-
-
-def test_create_validates_its_input() -> None:
-    calls = ledger()
-    audio = UTDStreamType.AUDIO_CALL
-    cases: list[tuple[dict[str, Any], int]] = [
-        ({"call_id": "", "caller": "a", "callee": "b", "type": audio}, 422),
-        ({"call_id": "x", "caller": "", "callee": "b", "type": audio}, 422),
-        ({"call_id": "x", "caller": "a", "callee": " ", "type": audio}, 422),
-        ({"call_id": "x", "caller": "a", "callee": "a", "type": audio}, 422),
-        ({"call_id": "x", "caller": "a", "callee": "b", "type": UTDStreamType.LIVE_STREAM}, 422),
-        ({"call_id": "x", "caller": "a", "callee": "b", "type": "audio_call"}, 422),
-        ({"call_id": "c1", "caller": "a", "callee": "b", "type": audio}, 409),
-    ]
-    for kwargs, status in cases:
-        with pytest.raises(UTDStreamException) as info:
-            calls.create(now=0.0, **kwargs)
-        assert info.value.status_code == status, kwargs
-    assert len(calls) == 1
-    with pytest.raises(UTDStreamException) as info:
-        CallLedger(ring_timeout=0)
-    assert info.value.status_code == 422
-
-
-def test_unknown_call_id_is_not_found() -> None:
-    calls = ledger()
-    unknown: Any = None  # not even a string: still a 404, not a TypeError
-    ops: list[Callable[[], object]] = [
-        lambda: calls.get("nope"), lambda: calls.apply("nope", "end", actor="ann"),
-        lambda: calls.may_join("nope", "ann"), lambda: calls.get(unknown),
-        lambda: calls.discard("nope"),
-    ]
-    for op in ops:
-        with pytest.raises(UTDStreamException) as info:
-            op()
-        assert info.value.status_code == 404
-    assert "nope" not in calls and "c1" in calls
-
-
-def test_discard_of_an_unknown_call_is_not_found() -> None:
-    """Regression: discard raises the ledger's 404 like every other lookup, not KeyError."""
-    with pytest.raises(UTDStreamException) as info:
-        ledger().discard("nope")
-    assert info.value.status_code == 404
-
-
-def test_discard_and_calls_for() -> None:
-    calls = ledger()
-    calls.create(call_id="c2", caller="cat", callee="bob", type=UTDStreamType.AUDIO_CALL,
-                 now=50.0)
-    assert [c.call_id for c in calls.calls_for("bob")] == ["c2", "c1"]
-    assert [c.call_id for c in calls.calls_for("ann", as_callee=False)] == ["c1"]
-    calls.discard("c2")
-    assert len(calls) == 1 and "c2" not in calls
-
-
-def test_call_round_trips_through_the_wire_schema_and_restore() -> None:
-    calls = ledger(UTDStreamType.VIDEO_CALL)
-    calls.apply("c1", "accept", actor="bob")
-    call = replace(calls.get("c1"), metadata={"topic": "x", "n": 2})
-    assert load(CallSchema(), dump(CallSchema(), call)) == call
-    other = CallLedger()
-    assert other.restore(load(CallSchema(), dump(CallSchema(), call))) == call
-    assert other.apply("c1", "end", actor="ann")[0].status is UTDCallStatus.ENDED
 
 
 # ---------------------------------------------------------------------------------------

@@ -197,14 +197,25 @@ def test_tables_have_distinct_names() -> None:
     assert len({t.name for t in ALL_TABLES}) == len(ALL_TABLES)
 
 
-def test_terminal_call_states_only_allow_the_documented_noop_end() -> None:
+def test_terminal_call_states_only_allow_documented_noops() -> None:
+    """A party's duplicate ``end``, the engine's late ``miss`` or ``drop``: nothing else."""
     machine = CALL_TABLE.new_machine()
     for state in TERMINAL:
-        assert CALL_TABLE.allowed_triggers(state) == ("end",)
-        (rule,) = CALL_TABLE.rules_for("end", state)
-        assert rule.dest is None and rule.actor is Actor.PARTY and "no-op" in rule.note
-        assert machine.get_triggers(state) == ["end"]
-    assert set(TERMINAL) == {s for s in CallState if s.is_terminal}
+        assert CALL_TABLE.allowed_triggers(state) == ("end", "miss", "drop")
+        for trigger, actor in (("end", Actor.PARTY), ("miss", Actor.SYSTEM),
+                               ("drop", Actor.SYSTEM)):
+            (rule,) = CALL_TABLE.rules_for(trigger, state)
+            assert rule.dest is None and rule.actor is actor and "no-op" in rule.note
+        assert machine.get_triggers(state) == ["end", "miss", "drop"]
+
+
+def test_end_of_an_unanswered_call_is_two_rows_told_apart_by_who_hangs_up() -> None:
+    for state in (CallState.INITIATING, CallState.RINGING):
+        assert CALL_TABLE.target(state, "end", actors={Actor.CALLER}) is CallState.ENDED
+        assert CALL_TABLE.target(state, "end", actors={Actor.CALLEE}) is CallState.REJECTED
+        with pytest.raises(UTDStreamException) as info:
+            CALL_TABLE.target(state, "end", actors={Actor.SYSTEM})
+        assert info.value.status_code == 403
 
 
 def test_no_rule_leaves_the_host_stage_state_and_only_the_engine_admits_a_host() -> None:

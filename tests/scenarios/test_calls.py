@@ -83,6 +83,23 @@ async def test_callee_rejects_or_is_busy(make_client, answer, status):
         await callee.dispose()
 
 
+async def test_callee_hanging_up_an_unanswered_call_rejects_it(make_client):
+    """The engine's call table, not the session, turns the callee's end() into a reject."""
+    alice, bob = await _pair(make_client)
+    caller = alice.call_session(UTDStreamType.AUDIO_CALL)
+    callee = bob.call_session(UTDStreamType.AUDIO_CALL)
+    try:
+        call = await caller.start("bob")
+        await callee.ringing(call.call_id)
+        await callee.end()
+        assert callee.status.value is UTDCallStatus.REJECTED
+        await caller.status.wait_for(lambda s: s is UTDCallStatus.REJECTED, TIMEOUT)
+        assert caller.call.value is not None and caller.call.value.ended_by is None
+    finally:
+        await caller.dispose()
+        await callee.dispose()
+
+
 async def test_missed_after_ring_timeout(make_client, engine, clock):
     alice, bob = await _pair(make_client)
     caller = alice.call_session(UTDStreamType.AUDIO_CALL)

@@ -27,6 +27,7 @@ from typing import Any
 from transitions import Machine
 
 from stream_core.machines import ALL_TABLES, SPEAKER_TABLE, SpeakerState
+from stream_core.machines.speaker import mode_condition
 from stream_core.machines.table import Actor, Table
 from stream_core.models import MAX_SEATS, UTDSeatMode, UTDStreamType
 from stream_core.rooms import CallLedger, LiveStage, SeatRoom
@@ -128,11 +129,11 @@ def _raw_fire(ops: int) -> Callable[[], None]:
     machine = SPEAKER_TABLE.new_machine()
     model = _Model()
     machine.add_model(model, initial=SpeakerState.LISTENER)
-    me = {Actor.SELF}
+    me, free = {Actor.SELF}, {mode_condition(UTDSeatMode.FREE)}
 
     def go() -> None:
         for _ in range(ops // 2):
-            SPEAKER_TABLE.fire(model, "take", actors=me)
+            SPEAKER_TABLE.fire(model, "take", actors=me, conditions=free)
             SPEAKER_TABLE.fire(model, "leave", actors=me)
     return go
 

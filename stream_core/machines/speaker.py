@@ -1,8 +1,9 @@
 """A participant's speaking role in an audio room (listener ... speaker).
 
 Rules of this file:
-* ``take``: a listener takes a seat in free mode; an invited listener in any mode. The host
-  may take a seat in any mode (the coordinator grants the host that exemption).
+* ``take``: a listener takes a seat in free mode; the host takes one in any mode; an
+  invited listener takes one in any mode (accepting the invitation). The seat mode is a
+  row's condition (``when``): the room reports which mode holds, the row decides.
 * ``request`` (request mode only) asks to speak; the requester may ``cancel_request``; the
   host ``approve``s (the requester is seated) or ``deny``s.
 * The host ``invite``s a listener or requester; the invitee takes a seat or ``decline``s.
@@ -19,7 +20,7 @@ import enum
 from stream_core.machines.table import Actor, Rule, Table
 from stream_core.models import UTDSeatMode
 
-__all__ = ["SpeakerState", "SPEAKER_RULES", "SPEAKER_TABLE", "MODE_ONLY", "SPEAKER_PUBLISH"]
+__all__ = ["SpeakerState", "SPEAKER_RULES", "SPEAKER_TABLE", "SPEAKER_PUBLISH", "mode_condition"]
 
 
 class SpeakerState(enum.Enum):
@@ -29,13 +30,21 @@ class SpeakerState(enum.Enum):
     SPEAKER = "speaker"
 
 
+def mode_condition(mode: UTDSeatMode) -> str:
+    """The condition (a row's ``when``) that holds in a room whose seat mode is ``mode``."""
+    return f"{mode.value} mode"
+
+
 L, R, I, S = (SpeakerState.LISTENER, SpeakerState.REQUESTING, SpeakerState.INVITED,
               SpeakerState.SPEAKER)
 
 SPEAKER_RULES: tuple[Rule[SpeakerState], ...] = (
-    Rule("take", (L,), S, Actor.SELF, "free mode, or the host in any mode"),
+    Rule("take", (L,), S, Actor.SELF, "a listener sits down in free mode",
+         when=mode_condition(UTDSeatMode.FREE)),
+    Rule("take", (L,), S, Actor.HOST, "the host sits down in any mode (take_seat is always "
+         "the actor's own seat, so HOST here is the host acting for itself)"),
     Rule("take", (I,), S, Actor.SELF, "accepting an invitation"),
-    Rule("request", (L,), R, Actor.SELF, "request mode only"),
+    Rule("request", (L,), R, Actor.SELF, when=mode_condition(UTDSeatMode.REQUEST)),
     Rule("cancel_request", (R,), L, Actor.SELF),
     Rule("approve", (R,), S, Actor.HOST),
     Rule("deny", (R,), L, Actor.HOST),

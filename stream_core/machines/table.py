@@ -76,14 +76,16 @@ class _Picks:
     """``transitions`` condition that lets a leg fire only for its own row.
 
     Only legs that share a trigger and a source with another row carry it; ``Table.fire``
-    passes the chosen row, so the machine takes exactly the leg the table picked.
+    passes the chosen row, so the machine takes exactly the leg the table picked. A bare
+    trigger call on a model (no row: benchmarks, raw ``transitions`` use, which checks no
+    actor either) takes the first leg, as ``transitions`` would.
     """
 
     def __init__(self, rule: Rule[Any]) -> None:
         self.rule = rule
 
     def __call__(self, *args: Any, row: Rule[Any] | None = None, **kwargs: Any) -> bool:
-        return row is self.rule
+        return row is None or row is self.rule
 
     def __repr__(self) -> str:
         return f"<_Picks {self.rule.label}>"

@@ -12,7 +12,9 @@ from __future__ import annotations
 from stream_core.effects import Effect, ParticipantRemoved, PublishChanged
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.machines.seat import SEAT_TABLE, SeatState
-from stream_core.machines.speaker import MODE_ONLY, SPEAKER_PUBLISH, SPEAKER_TABLE, SpeakerState
+from stream_core.machines.speaker import (
+    SPEAKER_PUBLISH, SPEAKER_TABLE, SpeakerState, mode_condition,
+)
 from stream_core.machines.table import Actor
 from stream_core.models import MAX_SEATS, UTDSeat, UTDSeatGrid, UTDSeatMode, UTDSpeakRequest
 from stream_core.rooms.presence import Presence, check_identity
@@ -141,8 +143,8 @@ class SeatRoom:
         self.presence.require_present(actor)
         speaker = self._speakers.get(actor)
         state = speaker.state if speaker else SpeakerState.LISTENER
-        actors = {Actor.SELF}
-        self._check_speaker(state, "take", actors, exempt_host=actor == self.host)
+        actors = self.presence.actors(actor, actor)
+        SPEAKER_TABLE.check(state, "take", actors=actors, conditions=self._conditions)
         if index is None and speaker is not None and speaker.wanted_seat is not None:
             index = speaker.wanted_seat
         seat = self._free_seat(index)
@@ -158,10 +160,10 @@ class SeatRoom:
         self.presence.require_present(actor)
         if index is not None:
             self._seat_at(index)
-        state = self._state(actor)
-        self._check_speaker(state, "request", {Actor.SELF}, exempt_host=False)
+        SPEAKER_TABLE.check(self._state(actor), "request", actors={Actor.SELF},
+                            conditions=self._conditions)
         speaker = self._speaker(actor)
-        SPEAKER_TABLE.fire(speaker, "request", actors={Actor.SELF})
+        SPEAKER_TABLE.fire(speaker, "request", actors={Actor.SELF}, conditions=self._conditions)
         self._bump()
         speaker.request_id = self.version  # versions never repeat, so neither do ids
         speaker.wanted_seat = index
@@ -174,7 +176,8 @@ class SeatRoom:
         """Host approves a pending request: the requester is seated at once."""
         self.presence.require_host(actor)
         requester = self._request(request_id)
-        SPEAKER_TABLE.check(requester.state, "approve", actors=_HOST_ONLY)
+        SPEAKER_TABLE.check(requester.state, "approve", actors=_HOST_ONLY,
+                            conditions=self._conditions)
         seat = self._free_seat(requester.wanted_seat, fallback=True)
         return self._seat(requester.identity, seat, "approve", _HOST_ONLY)
 
@@ -202,7 +205,7 @@ class SeatRoom:
         speaker = self._speakers.get(identity)
         actors = self.presence.actors(actor, identity)
         SPEAKER_TABLE.check(speaker.state if speaker else SpeakerState.LISTENER, "move",
-                            actors=actors)
+                            actors=actors, conditions=self._conditions)
         assert speaker is not None and speaker.seat is not None
         target = self._free_seat(index)
         old = self._seats[speaker.seat]
@@ -317,13 +320,10 @@ class SeatRoom:
         sp = self._speakers.get(identity)
         return sp.state if sp is not None else SpeakerState.LISTENER
 
-    def _check_speaker(self, state: SpeakerState, trigger: str, actors: set[Actor], *,
-                       exempt_host: bool) -> None:
-        SPEAKER_TABLE.check(state, trigger, actors=actors)
-        mode = MODE_ONLY.get((trigger, state))
-        if mode is not None and mode is not self.mode and not exempt_host:
-            raise UTDStreamException.illegal(
-                f"speaker: cannot {trigger} while {state.value} in {self.mode.value} mode")
+    @property
+    def _conditions(self) -> frozenset[str]:
+        """What holds in this room for rows with a ``when`` (its seat mode)."""
+        return frozenset({mode_condition(self.mode)})
 
     def _seat_at(self, index: object) -> _Seat:
         if isinstance(index, bool) or not isinstance(index, int):
@@ -360,7 +360,7 @@ class SeatRoom:
         """Seat ``identity`` (checks done) by firing ``trigger`` on its speaker model."""
         speaker = self._speaker(identity)
         SEAT_TABLE.fire(seat, "occupy", actors=actors)
-        SPEAKER_TABLE.fire(speaker, trigger, actors=actors)
+        SPEAKER_TABLE.fire(speaker, trigger, actors=actors, conditions=self._conditions)
         seat.occupant, speaker.seat = identity, seat.index
         speaker.request_id = speaker.wanted_seat = None
         self._bump()
@@ -373,7 +373,8 @@ class SeatRoom:
             self.presence.require_host(actor)
         speaker = self._speakers.get(identity)
         SPEAKER_TABLE.check(speaker.state if speaker else SpeakerState.LISTENER, trigger,
-                            actors=self.presence.actors(actor, identity))
+                            actors=self.presence.actors(actor, identity),
+                            conditions=self._conditions)
         assert speaker is not None and speaker.seat is not None
         before = self.publish_sources(identity)
         seat = self._seats[speaker.seat]
@@ -388,9 +389,10 @@ class SeatRoom:
         """A role move that touches no seat (request, invite, decline, deny...)."""
         check_identity(actor, "actor")
         actors = self.presence.actors(actor, identity)
-        SPEAKER_TABLE.check(self._state(identity), trigger, actors=actors)
+        SPEAKER_TABLE.check(self._state(identity), trigger, actors=actors,
+                            conditions=self._conditions)
         speaker = self._speaker(identity)
-        SPEAKER_TABLE.fire(speaker, trigger, actors=actors)
+        SPEAKER_TABLE.fire(speaker, trigger, actors=actors, conditions=self._conditions)
         if speaker.state is SpeakerState.LISTENER:
             self._drop_speaker(identity)
         self._bump()

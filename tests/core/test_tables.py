@@ -22,6 +22,8 @@ from transitions import Machine, MachineError
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.machines import ALL_TABLES, CALL_TABLE, STAGE_TABLE, CallState, StageState
 from stream_core.machines.call import TERMINAL
+from stream_core.machines.speaker import SPEAKER_TABLE, SpeakerState, mode_condition
+from stream_core.models import UTDSeatMode
 from stream_core.machines.table import Actor, Rule, Table
 
 #: Held roles that satisfy each required role (``ANY`` is satisfied by every set, even {}).
@@ -307,3 +309,19 @@ def test_random_walks_follow_the_rows(table: Table[Any], data: st.DataObject) ->
             assert isinstance(outcome, Rule)
             expected = expected if outcome.dest is None else outcome.dest
         assert model.state is expected
+
+
+def test_the_seat_mode_rule_is_in_the_speaker_rows() -> None:
+    """Free mode seats listeners, request mode makes them ask, the host sits in any mode."""
+    free, request = {mode_condition(UTDSeatMode.FREE)}, {mode_condition(UTDSeatMode.REQUEST)}
+    listener, me, host = SpeakerState.LISTENER, {Actor.SELF}, {Actor.SELF, Actor.HOST}
+    take = SPEAKER_TABLE.target
+    assert take(listener, "take", actors=me, conditions=free) is SpeakerState.SPEAKER
+    assert take(listener, "take", actors=host, conditions=request) is SpeakerState.SPEAKER
+    assert take(listener, "request", actors=me, conditions=request) is SpeakerState.REQUESTING
+    for trigger, conditions in (("take", request), ("request", free)):
+        with pytest.raises(UTDStreamException) as info:
+            take(listener, trigger, actors=me, conditions=conditions)
+        assert info.value.status_code == 409 and "unless" in str(info.value)
+    invited = SpeakerState.INVITED  # an invitation is accepted in either mode
+    assert take(invited, "take", actors=me, conditions=request) is SpeakerState.SPEAKER

@@ -7,7 +7,9 @@ Rules of this file:
 * The engine (``SYSTEM``) admits the room's host when it joins with a host token
   (``admit_host``), from wherever that participant stood; the host is then always on
   stage: no rule leaves ``HOST``.
-* On stage (and as host) a participant publishes microphone and camera.
+* On stage (and as host) a participant publishes microphone and camera. Only the host
+  ``go_live``s: it starts broadcasting what its grant allows, a choice of its client that
+  changes no stage state (a documented no-op row; from any other state it is illegal).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ STAGE_RULES: tuple[Rule[StageState], ...] = (
     Rule("step_down", (StageState.ON_STAGE,), StageState.VIEWER, Actor.SELF),
     Rule("admit_host", (StageState.VIEWER, StageState.HAND_RAISED, StageState.ON_STAGE),
          StageState.HOST, Actor.SYSTEM, "the room's host joins with a host token"),
+    Rule("go_live", (StageState.HOST,), None, Actor.SELF,
+         "the host starts broadcasting: a client's choice, the stage is unchanged"),
 )
 
 STAGE_TABLE = Table("stage", StageState, StageState.VIEWER, STAGE_RULES)

@@ -89,6 +89,17 @@ class LiveStage:
     def leave_stage(self, actor: str) -> list[Effect]:
         return self._fire(actor, actor, "step_down")
 
+    def go_live(self, actor: str) -> frozenset[str]:
+        """Check that ``actor`` may broadcast now (the ``go_live`` row); what it may publish.
+
+        A client asks its mirror before it starts its own microphone and camera, so the
+        rule "only the host goes live" is the table's, not a flag of the session.
+        """
+        check_identity(actor, "actor")
+        STAGE_TABLE.check(self.state_of(actor), "go_live",
+                          actors=self.presence.actors(actor, actor))
+        return self.publish_sources(actor)
+
     # -- reading --------------------------------------------------------------------
     def state_of(self, identity: str) -> StageState:
         slot = self._slots.get(identity)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream_core.errors import UTDStreamException
+from stream_core.machines.stage import StageState
 from stream_core.models import UTDStage, UTDStageMember, UTDStreamType
 from stream_core.observable import Observable
 from stream_core.ports import EnginePort, MediaPort
@@ -36,11 +36,15 @@ class UTDLiveStreamSession(UTDSession):
         self._live: frozenset[str] = frozenset()
 
     async def go_live(self, *, with_video: bool = True) -> None:
-        """Host: start broadcasting microphone (and camera)."""
-        if not self.is_host:
-            raise UTDStreamException.forbidden("only the host goes live; viewers request_stage()")
-        self._live = frozenset({"microphone", "camera"} if with_video else {"microphone"})
+        """Host: start broadcasting microphone (and camera).
+
+        Who may go live is decided by the stage table on the engine's current stage (a
+        viewer gets 409: it is not in the host state; viewers ``request_stage()``).
+        """
         await self.refresh_stage()
+        self._mirror().go_live(self.identity)
+        self._live = frozenset({"microphone", "camera"} if with_video else {"microphone"})
+        await self._follow_grants()
 
     async def stop_live(self) -> None:
         self._live = frozenset()
@@ -94,11 +98,16 @@ class UTDLiveStreamSession(UTDSession):
         stage = state.get("stage")
         return stage is not None and self._apply_stage(stage)
 
+    def _mirror(self) -> LiveStage:
+        """The engine's stage as last seen, with the very rules the engine applies."""
+        return LiveStage.restore(self._snapshot or UTDStage(self.room_name, None))
+
     def _wanted_sources(self) -> frozenset[str]:
-        if self._snapshot is None:
-            return frozenset()
-        granted = LiveStage.restore(self._snapshot).publish_sources(self.identity)
-        return granted & self._live if self.is_host else granted
+        stage = self._mirror()
+        granted = stage.publish_sources(self.identity)
+        # the host's grant is what it may broadcast; it broadcasts what it put live
+        return granted & self._live if stage.state_of(self.identity) is StageState.HOST \
+            else granted
 
     def _close_observables(self) -> None:
         for obs in (self.stage, self.hands, self.on_stage):

@@ -786,3 +786,15 @@ def test_grid_publish_sources_agrees_with_the_restored_room() -> None:
     restored = SeatRoom.restore(grid)
     for who in ("h", "a", "b", "c"):
         assert SeatRoom.grid_publish_sources(grid, who) == restored.publish_sources(who)
+
+
+def test_only_the_host_state_may_go_live_and_it_changes_nothing() -> None:
+    """The go_live row is the host's: a client checks its mirror, not a flag of its own."""
+    room = LiveStage("live-3")
+    room.join("h", as_host=True)
+    room.join("ann")
+    room.invite_to_stage("h", "ann")
+    before = room.snapshot()
+    assert room.go_live("h") == AV and room.snapshot() == before
+    for who in ("ann", "bob"):  # on stage, or a viewer: neither is the host
+        refused(room, 409, room.go_live, who)

@@ -221,7 +221,13 @@ def test_end_of_an_unanswered_call_is_two_rows_told_apart_by_who_hangs_up() -> N
 
 
 def test_no_rule_leaves_the_host_stage_state_and_only_the_engine_admits_a_host() -> None:
-    assert STAGE_TABLE.allowed_triggers(StageState.HOST) == ()
+    assert STAGE_TABLE.allowed_triggers(StageState.HOST) == ("go_live",)
+    (live,) = STAGE_TABLE.rules_for("go_live", StageState.HOST)
+    assert live.dest is None and live.actor is Actor.SELF  # broadcasting changes no state
+    for state in set(StageState) - {StageState.HOST}:
+        with pytest.raises(UTDStreamException) as info:
+            STAGE_TABLE.check(state, "go_live", actors=set(Actor))
+        assert info.value.status_code == 409
     (admit,) = [r for r in STAGE_TABLE.rules if r.dest is StageState.HOST]
     assert admit.trigger == "admit_host" and admit.actor is Actor.SYSTEM
     assert set(admit.source) == set(StageState) - {StageState.HOST}

@@ -63,38 +63,31 @@ async def test_audio_call_caller_ends(make_client):
         await callee.dispose()
 
 
-@pytest.mark.parametrize("answer,status", [("reject", UTDCallStatus.REJECTED),
-                                           ("busy", UTDCallStatus.BUSY)])
+async def _hang_up(callee, call_id):
+    """The callee's phone rings and it hangs up: the call table makes that a reject."""
+    await callee.ringing(call_id)
+    await callee.end()
+
+
+@pytest.mark.parametrize("answer,status", [
+    (lambda callee, call_id: callee.reject(call_id), UTDCallStatus.REJECTED),
+    (lambda callee, call_id: callee.busy(call_id), UTDCallStatus.BUSY),
+    (_hang_up, UTDCallStatus.REJECTED),
+], ids=["reject", "busy", "end"])
 async def test_callee_rejects_or_is_busy(make_client, answer, status):
     alice, bob = await _pair(make_client)
     caller = alice.call_session(UTDStreamType.AUDIO_CALL)
     callee = bob.call_session(UTDStreamType.AUDIO_CALL)
     try:
         call = await caller.start("bob")
-        await getattr(callee, answer)(call.call_id)
+        await answer(callee, call.call_id)
         assert callee.status.value is status
         await caller.status.wait_for(lambda s: s is status, TIMEOUT)
+        assert caller.call.value is not None and caller.call.value.ended_by is None
         await caller.connected.wait_for(lambda c: not c, TIMEOUT)
         with pytest.raises(UTDStreamException) as late:
             await callee.accept(call.call_id)
         assert late.value.status_code == 409
-    finally:
-        await caller.dispose()
-        await callee.dispose()
-
-
-async def test_callee_hanging_up_an_unanswered_call_rejects_it(make_client):
-    """The engine's call table, not the session, turns the callee's end() into a reject."""
-    alice, bob = await _pair(make_client)
-    caller = alice.call_session(UTDStreamType.AUDIO_CALL)
-    callee = bob.call_session(UTDStreamType.AUDIO_CALL)
-    try:
-        call = await caller.start("bob")
-        await callee.ringing(call.call_id)
-        await callee.end()
-        assert callee.status.value is UTDCallStatus.REJECTED
-        await caller.status.wait_for(lambda s: s is UTDCallStatus.REJECTED, TIMEOUT)
-        assert caller.call.value is not None and caller.call.value.ended_by is None
     finally:
         await caller.dispose()
         await callee.dispose()

@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
+from stream_core import operations as ops
 from stream_core.errors import ErrorCode, UTDStreamException
+from stream_core.operations import Operation
 from stream_core.models import UTDCall, UTDSeatMode, UTDStreamType, UTDTokenResponse
 from stream_core.ports import EnginePort, MediaPort
 from stream_core.rooms.calls import CallLedger
 from stream_core.rooms.presence import check_identity
-from stream_core.rooms.seats import check_seat_count, parse_seat_mode
+from stream_core.rooms.seats import parse_seat_mode
 from stream_core.sessions.audio_room import UTDAudioRoomSession
 from stream_core.sessions.base import DEFAULT_GRANT_TIMEOUT, UTDSession
 from stream_core.sessions.call import UTDCallSession
@@ -28,7 +30,6 @@ __all__ = ["UTDStreamClient", "MediaFactory", "BACKENDS_ENTRY_POINT",
            "DEFAULT_BASE_URL", "DEFAULT_TOKEN_BASE_URL"]
 
 MediaFactory = Callable[[], MediaPort]
-P = ParamSpec("P")
 R = TypeVar("R")
 BACKENDS_ENTRY_POINT = "utd_stream.backends"
 #: The reference engine's default address (``utd-stream engine`` with no flags).
@@ -76,7 +77,7 @@ class UTDStreamClient:
         ``signature`` is your backend's HMAC of the identity, for apps that verify identities.
         """
         check_identity(identity)
-        token = await self._engine(self.engine.authenticate, identity=identity, name=name,
+        token = await self._engine(ops.AUTHENTICATE, None, identity=identity, name=name,
                                    device_id=device_id, signature=signature)
         self._identity, self._user_token = identity, token
         return token
@@ -92,11 +93,11 @@ class UTDStreamClient:
 
     async def incoming_calls(self) -> list[UTDCall]:
         """Calls ringing for the authenticated identity, oldest first."""
-        return await self._engine(self.engine.incoming_calls, self._bearer())
+        return await self._engine(ops.INCOMING_CALLS, self._bearer())
 
     async def next_incoming_call(self, timeout: float = 30.0) -> UTDCall | None:
         """Wait (long-poll) up to ``timeout`` seconds for the next incoming call."""
-        return await self._engine(self.engine.wait_incoming_call, self._bearer(), timeout)
+        return await self._engine(ops.WAIT_INCOMING_CALL, self._bearer(), timeout=timeout)
 
     async def join_live_stream(self, identity: str, room_name: str, *, as_host: bool = False,
                                name: str | None = None, device_id: str | None = None,
@@ -123,10 +124,6 @@ class UTDStreamClient:
 
         A host may seed the grid with ``seat_count`` / ``seat_mode``; others may not.
         """
-        if (seat_count is not None or seat_mode is not None) and not as_host:
-            raise UTDStreamException.forbidden("only a host may set up seats")
-        if seat_count is not None:
-            check_seat_count(seat_count)
         mode = None if seat_mode is None else parse_seat_mode(seat_mode)
         grant = await self._mint(identity, room_name, UTDStreamType.AUDIO_ROOM, as_host, name,
                                  device_id, seat_count=seat_count, seat_mode=mode,
@@ -165,8 +162,9 @@ class UTDStreamClient:
         check_identity(identity)
         check_identity(room_name, "room_name")
         grant = await self._engine(
-            self.engine.mint_token, identity=identity, room_name=room_name,
-            stream_type=stream_type, as_host=as_host, name=name, device_id=device_id, **extra)
+            ops.MINT_TOKEN, None, identity=identity, room_name=room_name,
+            stream_type=stream_type, role="host" if as_host else "audience", name=name,
+            device_id=device_id, **{k: v for k, v in extra.items() if v is not None})
         self._identity = identity
         return grant
 
@@ -178,10 +176,10 @@ class UTDStreamClient:
             await session.dispose()
             raise
 
-    async def _engine(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run a synchronous engine call in a worker thread: the event loop never blocks."""
+    async def _engine(self, op: Operation[R], user_token: str | None, **args: Any) -> R:
+        """Run an engine operation in a worker thread: the event loop never blocks."""
         self._require_live()
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await asyncio.to_thread(self.engine.run, op, user_token, **args)
 
     def _bearer(self) -> str:
         if self._user_token is None:

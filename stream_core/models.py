@@ -180,6 +180,7 @@ class UTDSeatGrid:
     requests: tuple[UTDSpeakRequest, ...] = ()
     invites: dict[str, int | None] = field(default_factory=dict)
     version: int = 0
+    mode_id: str | None = None  # the app's own name for the mode (never interpreted)
 
     @property
     def seat_count(self) -> int:

@@ -1,30 +1,47 @@
-"""The two ports every session talks through, speaking only core types.
+"""The ports of both runtimes, speaking only core types.
 
-* :class:`EnginePort` — the engine's REST API, **synchronous** (sessions run it off the
-  event loop). Privileged calls take the engine bearer (``user_token``); the engine derives
-  the acting identity from it, never from arguments.
+Client side:
+
+* :class:`EnginePort` — the engine's API, **synchronous** (sessions run it off the event
+  loop): one generic ``run`` over the rows of :mod:`stream_core.operations`. Privileged
+  operations take the engine bearer (``user_token``); the engine derives the acting
+  identity from it, never from arguments.
 * :class:`MediaPort` — one participant's connection to the media server, **asynchronous**,
   reporting through sync callbacks (as ``livekit.rtc`` does) that must not block.
 
-Shipped implementations: ``adapters.fakes.engine.FakeEngine`` / ``adapters.fakes.sfu.FakeMedia``
-(in memory) and the real REST / LiveKit adapters. All pass the same contract suites.
+Engine side (the service in :mod:`stream_core.engine` runs over these):
+
+* :class:`StorePort` — where rooms and calls are committed, **synchronous** (run in
+  worker threads); SQL in the reference server, memory in the fake engine.
+* :class:`ControlPort` — the engine's hand on the media server, **asynchronous**: tokens,
+  grants, removals, room closes, state pushes, one-participant look-ups.
+* :class:`BearerPort` — issues and verifies engine bearers, **synchronous**.
+
+Shipped implementations: ``adapters.fakes`` (in memory), ``adapters.rest`` and
+``adapters.livekit`` (client), ``stream_engine`` (server). Each pair passes one contract suite.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from stream_core.events import ConnectionState, MediaEvent
 from stream_core.models import (
-    UTDCall, UTDPermissions, UTDRemoteParticipant, UTDSeatGrid, UTDSeatMode, UTDSpeakRequest,
-    UTDStage, UTDStreamType, UTDTokenResponse,
+    UTDCall, UTDPermissions, UTDRemoteParticipant, UTDSeatGrid, UTDStage,
 )
 
-__all__ = ["EnginePort", "MediaPort", "ConnectOptions", "Unsubscribe"]
+if TYPE_CHECKING:
+    from stream_core.operations import Operation
+    from stream_core.rooms.hosting import Room
+
+__all__ = ["EnginePort", "MediaPort", "ConnectOptions", "Unsubscribe", "StorePort",
+           "ControlPort", "BearerPort", "RoomView", "MediaParticipant"]
 
 Unsubscribe = Callable[[], None]
+R = TypeVar("R")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,73 +56,97 @@ class ConnectOptions:
 
 @runtime_checkable
 class EnginePort(Protocol):
-    """The engine's operations. Every failure raises ``UTDStreamException``."""
+    """The engine's operations. Every failure raises ``UTDStreamException``.
 
-    # -- identity and tokens --------------------------------------------------------
-    def mint_token(self, *, identity: str, room_name: str, stream_type: UTDStreamType,
-                   as_host: bool = False, name: str | None = None,
-                   device_id: str | None = None, seat_count: int | None = None,
-                   seat_mode: UTDSeatMode | None = None,
-                   signature: str | None = None) -> UTDTokenResponse:
-        """Join ``room_name``. ``signature``: the app backend's HMAC of the identity, for
-        apps with identity verification on."""
-        ...
+    ``run(TAKE_SEAT, bearer, room_name="lobby", seat_index=2)``: the arguments are the
+    operation's path parameters, query parameters and body fields, by their wire names.
+    Operations proven by app credentials (``MINT_TOKEN``, ``AUTHENTICATE``) take
+    ``user_token=None``; the port adds the app id and key it was built with.
+    """
 
-    def authenticate(self, *, identity: str, name: str | None = None,
-                     device_id: str | None = None, signature: str | None = None) -> str: ...
-
-    # -- 1:1 calls ------------------------------------------------------------------
-    def create_call(self, user_token: str, *, callee_identity: str, type: UTDStreamType,
-                    callee_name: str | None = None,
-                    metadata: dict[str, Any] | None = None) -> UTDCall: ...
-
-    def call_ringing(self, user_token: str, call_id: str) -> UTDCall: ...
-    def accept_call(self, user_token: str, call_id: str) -> UTDCall: ...
-    def reject_call(self, user_token: str, call_id: str) -> UTDCall: ...
-    def busy_call(self, user_token: str, call_id: str) -> UTDCall: ...
-    def end_call(self, user_token: str, call_id: str) -> UTDCall: ...
-    def get_call(self, user_token: str, call_id: str) -> UTDCall: ...
-    def incoming_calls(self, user_token: str) -> list[UTDCall]: ...
-    def wait_incoming_call(self, user_token: str, timeout: float) -> UTDCall | None: ...
-
-    # -- live-stream stage ----------------------------------------------------------
-    def get_stage(self, user_token: str, room_name: str) -> UTDStage: ...
-    def invite_to_stage(self, user_token: str, room_name: str, identity: str) -> UTDStage: ...
-    def remove_from_stage(self, user_token: str, room_name: str, identity: str) -> UTDStage: ...
-    def request_stage(self, user_token: str, room_name: str) -> UTDStage: ...
-    def lower_hand(self, user_token: str, room_name: str) -> UTDStage: ...
-    def leave_stage(self, user_token: str, room_name: str) -> UTDStage: ...
-
-    # -- audio-room seats -----------------------------------------------------------
-    def setup_seats(self, user_token: str, room_name: str, *, seat_count: int | None = None,
-                    seat_mode: UTDSeatMode | None = None,
-                    mode_id: str | None = None) -> UTDSeatGrid: ...
-
-    def get_seats(self, user_token: str, room_name: str) -> UTDSeatGrid: ...
-    def take_seat(self, user_token: str, room_name: str,
-                  seat_index: int | None = None) -> UTDSeatGrid: ...
-    def leave_seat(self, user_token: str, room_name: str) -> UTDSeatGrid: ...
-    def request_to_speak(self, user_token: str, room_name: str,
-                         seat_index: int | None = None) -> UTDSpeakRequest: ...
-    def cancel_speak_request(self, user_token: str, room_name: str) -> UTDSeatGrid: ...
-    def approve_speaker(self, user_token: str, room_name: str, request_id: int) -> UTDSeatGrid: ...
-    def deny_speaker(self, user_token: str, room_name: str, request_id: int) -> UTDSeatGrid: ...
-    def invite_to_speak(self, user_token: str, room_name: str, identity: str,
-                        seat_index: int | None = None) -> UTDSeatGrid: ...
-    def decline_invite(self, user_token: str, room_name: str) -> UTDSeatGrid: ...
-    def kick_from_seat(self, user_token: str, room_name: str, identity: str) -> UTDSeatGrid: ...
-    def lock_seat(self, user_token: str, room_name: str, seat_index: int,
-                  locked: bool = True) -> UTDSeatGrid: ...
-    def mute_seat(self, user_token: str, room_name: str, seat_index: int,
-                  muted: bool = True) -> UTDSeatGrid: ...
-    def move_seat(self, user_token: str, room_name: str, seat_index: int,
-                  identity: str | None = None) -> UTDSeatGrid: ...
-
-    # -- moderation -----------------------------------------------------------------
-    def ban(self, user_token: str, room_name: str, identity: str) -> None: ...
+    def run(self, op: Operation[R], user_token: str | None, /, **args: Any) -> R: ...
 
     def close(self) -> None:
         """Release pooled connections. Idempotent."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    """A committed room as plain values: safe to hand to any thread (never a live room)."""
+
+    app_id: str
+    name: str
+    livekit_name: str
+    snapshot: UTDSeatGrid | UTDStage
+    present: Mapping[str, str | None] = field(default_factory=dict)
+    banned: frozenset[str] = frozenset()
+
+
+class StorePort(Protocol):
+    """Rooms and calls, every change committed atomically (one winner per race).
+
+    ``mutate_*`` hand ``change`` a room or call that belongs to that call alone; if
+    ``change`` raises, nothing is written. Reads return values, never live objects.
+    """
+
+    def read_room(self, app_id: str, name: str) -> RoomView | None: ...
+    def room_by_livekit_name(self, livekit_name: str) -> tuple[str, str] | None: ...
+    def mutate_room(self, app_id: str, name: str, livekit_name: str,
+                    change: Callable[[Room | None], tuple[Room, T]]) -> T: ...
+    def insert_call(self, app_id: str, livekit_name: str, call: UTDCall) -> None: ...
+    def read_call(self, app_id: str, call_id: str) -> UTDCall: ...
+    def call_by_livekit_name(self, livekit_name: str) -> tuple[str, str] | None: ...
+    def mutate_call(self, app_id: str, call_id: str,
+                    change: Callable[[UTDCall], tuple[UTDCall, T]]) -> tuple[UTDCall, T, int]: ...
+    def incoming_calls(self, app_id: str, callee: str) -> list[UTDCall]: ...
+    def next_ring_deadline(self) -> float | None: ...
+    def due_calls(self, now: float) -> list[tuple[str, str]]: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MediaParticipant:
+    """One connection in a media room, as the media server reports it."""
+
+    identity: str
+    sid: str
+    can_publish: bool
+    sources: frozenset[str]
+
+
+class ControlPort(Protocol):
+    """The engine's control of the media server (LiveKit's server API, or the fake SFU).
+
+    Failures raise ``UTDStreamException``: ``not_found`` (404) when the room or participant
+    is not there, ``unavailable`` (503) when the media server cannot be reached; any other
+    code is unexpected and the service logs it with its cause.
+    """
+
+    @property
+    def client_url(self) -> str:
+        """Where clients connect (the URL handed out with every token)."""
+        ...
+
+    async def mint_token(self, *, identity: str, room: str, name: str | None,
+                         sources: frozenset[str], ttl: float) -> str: ...
+    async def create_room(self, name: str, *, max_participants: int = 0,
+                          empty_timeout: int | None = None, metadata: str = "") -> object: ...
+    async def set_permissions(self, room: str, identity: str, sources: frozenset[str]) -> None: ...
+    async def remove_participant(self, room: str, identity: str) -> None: ...
+    async def close_room(self, room: str) -> None: ...
+    async def push_state(self, room: str, state: str) -> None: ...
+    async def get_participant(self, room: str, identity: str) -> MediaParticipant | None: ...
+    async def aclose(self) -> None: ...
+
+
+class BearerPort(Protocol):
+    """Engine bearers: who is calling, proven by a token the engine issued."""
+
+    def issue(self, app_id: str, identity: str) -> str: ...
+
+    def verify(self, token: str | None) -> tuple[str, str]:
+        """``(app_id, identity)``; 401 for a missing, forged or expired bearer."""
         ...
 
 

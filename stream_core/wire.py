@@ -166,18 +166,21 @@ class SeatGridSchema(_Base):
     invites = fields.Dict(keys=fields.String(), values=fields.Integer(allow_none=True),
                           load_default=dict)
     version = fields.Integer(load_default=0)
+    mode_id = fields.String(load_default=None, allow_none=True)
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> UTDSeatGrid:
         return UTDSeatGrid(data["room_name"], data["host"], data["mode"], tuple(data["seats"]),
-                           tuple(data["requests"]), dict(data["invites"]), data["version"])
+                           tuple(data["requests"]), dict(data["invites"]), data["version"],
+                           data["mode_id"])
 
 
 class SeatSetupSchema(_Base):
     seat_count = fields.Integer(load_default=None, strict=True,
                                 validate=validate.Range(min=1, max=MAX_SEATS))
     seat_mode = fields.Enum(UTDSeatMode, by_value=True, load_default=None)
-    mode_id = fields.String(load_default=None, allow_none=True)
+    mode_id = fields.String(load_default=None, allow_none=True,
+                            validate=validate.Length(max=64))
 
 
 class SeatIndexSchema(_Base):

@@ -1,5 +1,5 @@
-"""utd-stream reference engine: the server-side half that drives a LiveKit deployment.
+"""utd-stream reference engine: the core's engine service served over HTTP, SQL and LiveKit.
 
-Kept import-light on purpose: submodules (``livekit_process``, ``livekit_control``) pull in
-``livekit`` / ``aiohttp`` only when imported, so ``import engine`` stays cheap and I/O-free.
+``utd-stream engine`` (or ``python -m stream_engine``) runs it. Kept import-light on
+purpose: submodules pull in ``aiohttp``, ``sqlalchemy`` and ``livekit`` only when imported.
 """

@@ -49,6 +49,12 @@ class EngineConfig:
     def app(self, app_id: str) -> AppConfig | None:
         return next((a for a in self.apps if a.app_id == app_id), None)
 
+    def service_settings(self) -> ServiceSettings:
+        """What the engine service itself needs of this configuration (no secrets)."""
+        return ServiceSettings(apps=tuple(self.apps), ring_timeout=self.ring_timeout, token_ttl=self.token_ttl,
+                               bearer_ttl=self.bearer_ttl, long_poll_max=self.long_poll_max,
+                               token_limit=self.token_limit, mutate_limit=self.mutate_limit)
+
     def ensure_defaults(self) -> list[str]:
         """Fill the dev app and signing secret from (or into) the state dir; say what happened."""
         notes: list[str] = []

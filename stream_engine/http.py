@@ -1,4 +1,4 @@
-"""The engine's aiohttp application: routes from ``stream_engine.routes``, errors as JSON.
+"""The engine's aiohttp application: one route per row of ``stream_core.operations``.
 
 Every failure leaves as ``{"error": {"code", "message", "field"?}}`` with its status (429
 with ``Retry-After``); bad input is 400/422, never 500. Bodies are loaded with the wire
@@ -15,17 +15,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 from livekit import api as lk_api
 
+from stream_core.engine.service import EngineService
 from stream_core.errors import ErrorCode, UTDStreamException
-from stream_core.wire import CallListSchema, CallSchema, dump, load
+from stream_core.operations import OPERATIONS, Credentials, Operation
+from stream_core.ports import ControlPort
+from stream_core.wire import dump, load
 
+from stream_engine.bearers import JwtBearers
 from stream_engine.config import EngineConfig
 from stream_engine.livekit_control import TRACK_SOURCE_NAMES, LiveKitControl
 from stream_engine.openapi import build_openapi
-from stream_engine.routes import ROUTES, Route
-from stream_engine.service import EngineService
 from stream_engine.store import Store
 
 __all__ = ["create_app", "SERVICE"]
@@ -33,6 +34,7 @@ __all__ = ["create_app", "SERVICE"]
 _log = logging.getLogger("utd_stream.engine")
 _SOURCE_NAMES = {int(value): name for name, value in TRACK_SOURCE_NAMES.items()}
 SERVICE = web.AppKey("service", EngineService)
+CONFIG = web.AppKey("config", EngineConfig)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -61,18 +63,13 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return _error(exc.status, code, exc.reason)
     except asyncio.CancelledError:
         raise
-    except SQLAlchemyError as exc:  # the database is unreachable or refusing: retry later
-        _log.error("database error on %s %s: %s", request.method, request.path,
-                   type(exc).__name__)
-        return _error(503, ErrorCode.UNAVAILABLE, "the engine's database is unavailable",
-                      headers={"Retry-After": "1"})
     except Exception:
         _log.exception("unhandled error on %s %s", request.method, request.path)
         return _error(500, ErrorCode.INTERNAL, "internal error")
 
 
-async def _body(request: web.Request, route: Route) -> dict[str, Any]:
-    if route.request is None:
+async def _body(request: web.Request, op: Operation[Any]) -> dict[str, Any]:
+    if op.request is None:
         return {}
     raw = await request.read()  # bytes: a bad charset or non-UTF-8 body is a 400, not a 500
     try:
@@ -83,59 +80,53 @@ async def _body(request: web.Request, route: Route) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise UTDStreamException("body must be a JSON object", status_code=400,
                                  code=ErrorCode.INVALID_ARGUMENT, field="body")
-    loaded: dict[str, Any] = load(route.request(), payload)
+    loaded: dict[str, Any] = load(op.request(), payload)
     return loaded
 
 
-def _answer(route: Route, result: Any) -> web.Response:
-    if route.response is None or result is None:
+def _answer(op: Operation[Any], result: Any) -> web.Response:
+    if result is None and op.empty is not None:
+        return web.Response(status=op.empty)
+    if op.response is None or result is None:
         return web.json_response({"ok": True})
-    return web.json_response(dump(route.response(), result))
+    if op.envelope is not None:
+        result = {op.envelope: result}
+    return web.json_response(dump(op.response(), result))
 
 
-def _handler(route: Route) -> Handler:
+def _handler(op: Operation[Any]) -> Handler:
+    """One handler for every operation: prove the caller, load, perform, dump."""
+
     async def handle(request: web.Request) -> web.StreamResponse:
         service = request.app[SERVICE]
-        if not route.auth:
-            body = await _body(request, route)
-            if route.path.endswith("/token"):
-                return _answer(route, await service.mint_token(body))
-            return _answer(route, await service.authenticate(body))
         # credentials first: an unauthenticated caller gets 401, never a schema lesson (422)
-        who = service.caller(request.headers.get("Authorization"))
-        body = await _body(request, route)
-        info = request.match_info
-        if route.op is not None:
-            args, kwargs = route.args(body)
-            result = await service.room_op(who, info["room_name"], route.op, *args, **kwargs)
-            return _answer(route, result)
-        if route.path == "/api/v1/calls":
-            return _answer(route, await service.create_call(who, body))
-        if route.path == "/api/v1/calls/incoming":
-            calls = await service.incoming_calls(who)
-            return web.json_response(dump(CallListSchema(), {"calls": calls}))
-        if route.path == "/api/v1/calls/incoming/next":
-            call = await service.next_incoming_call(who, _timeout(request))
-            return web.Response(status=204) if call is None else \
-                web.json_response(dump(CallSchema(), call))
-        if route.method == "GET":
-            return _answer(route, await service.get_call(who, info["call_id"]))
-        trigger = {"ringing": "ring"}.get(route.path.rsplit("/", 1)[1],
-                                          route.path.rsplit("/", 1)[1])
-        return _answer(route, await service.call_op(who, info["call_id"], trigger))
+        caller = None
+        if op.credentials is Credentials.BEARER:
+            caller = service.caller(_bearer(request.headers.get("Authorization")))
+        args = await _body(request, op)
+        args.update(request.match_info)
+        for name, _ in op.query:
+            args[name] = _seconds(request, name)
+        return _answer(op, await service.perform(op, caller, args))
 
     return handle
 
 
-def _timeout(request: web.Request) -> float:
-    raw = request.query.get("timeout", "30")
+def _bearer(authorization: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return None
+
+
+def _seconds(request: web.Request, name: str, default: str = "30") -> float:
+    raw = request.query.get(name, default)
     try:
         value = float(raw)
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise UTDStreamException.invalid("timeout must be a non-negative number of seconds",
-                                         field="timeout")
+        raise UTDStreamException.invalid(f"{name} must be a non-negative number of seconds",
+                                         field=name)
     return value
 
 
@@ -143,8 +134,9 @@ async def _webhook(request: web.Request) -> web.Response:
     """LiveKit webhooks, verified with LiveKit's own receiver (signed with the API secret)."""
     service = request.app[SERVICE]
     body = (await request.read()).decode("utf-8", errors="replace")  # garbage fails the check
-    receiver = lk_api.WebhookReceiver(lk_api.TokenVerifier(service.config.livekit_api_key,
-                                                            service.config.livekit_api_secret))
+    config = request.app[CONFIG]
+    receiver = lk_api.WebhookReceiver(lk_api.TokenVerifier(config.livekit_api_key,
+                                                            config.livekit_api_secret))
     try:
         event = receiver.receive(body, request.headers.get("Authorization", ""))
     except Exception:
@@ -166,9 +158,10 @@ async def _webhook(request: web.Request) -> web.Response:
 
 
 def create_app(config: EngineConfig, *, store: Store | None = None,
-               control_factory: Callable[[], LiveKitControl] | None = None) -> web.Application:
+               control_factory: Callable[[], ControlPort] | None = None) -> web.Application:
     """The engine as an aiohttp app; LiveKit control and the ring timer start with it."""
     app = web.Application(middlewares=[errors_as_json])
+    app[CONFIG] = config
     document = build_openapi()
     own_store = store is None
     the_store = store or Store(config.db_url)
@@ -181,8 +174,10 @@ def create_app(config: EngineConfig, *, store: Store | None = None,
 
     async def lifecycle(app: web.Application) -> Any:
         control = (control_factory or (lambda: LiveKitControl(
-            config.livekit_url, config.livekit_api_key, config.livekit_api_secret)))()
-        service = EngineService(config, the_store, control)
+            config.livekit_url, config.livekit_api_key, config.livekit_api_secret,
+            client_url=config.public_livekit_url)))()
+        service = EngineService(config.service_settings(), the_store, control,
+                                JwtBearers(config.signing_secret, ttl=config.bearer_ttl))
         app[SERVICE] = service
         timer = asyncio.get_running_loop().create_task(service.run_ring_timer(),
                                                        name="utd-engine-ring-timer")
@@ -194,8 +189,8 @@ def create_app(config: EngineConfig, *, store: Store | None = None,
             the_store.close()
 
     app.cleanup_ctx.append(lifecycle)
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, _handler(route))
+    for op in OPERATIONS:
+        app.router.add_route(op.http, op.url, _handler(op))
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/healthz", health)
     app.router.add_post("/api/v1/livekit/webhook", _webhook)

@@ -1,4 +1,5 @@
-"""Thin async adapter over ``livekit.api`` (RoomService) plus access-token minting.
+"""The engine's :class:`~stream_core.ports.ControlPort` over ``livekit.api`` (RoomService),
+plus access-token minting.
 
 Why a wrapper at all: the engine should speak in plain Python values (identities, source names
 such as ``"microphone"``) and one exception type for "that room/participant is gone", not in
@@ -9,15 +10,19 @@ gives us one place to encode the server behaviours we verified against livekit-s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import aiohttp
 from livekit import api
 from livekit.protocol.models import TrackSource
+
+from stream_core.errors import ErrorCode, UTDStreamException
+from stream_core.ports import ControlPort, MediaParticipant
 
 __all__ = [
     "LiveKitControl",
@@ -45,15 +50,16 @@ _TRACK_KIND_NAMES: dict[int, str] = {
 }
 
 
-class LiveKitNotFound(LookupError):
+class LiveKitNotFound(UTDStreamException):
     """The room or participant addressed by a control call does not exist (anymore).
 
     Raised instead of ``livekit.api.TwirpError(code="not_found")`` so callers can treat
-    "already gone" as a normal outcome (e.g. idempotent teardown) without importing livekit.
+    "already gone" as a normal outcome (e.g. idempotent teardown) without importing livekit:
+    it is the ``not_found`` (404) every control port reports.
     """
 
     def __init__(self, message: str, *, room: str, identity: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, status_code=404, code=ErrorCode.NOT_FOUND)
         self.room = room
         self.identity = identity
 
@@ -166,17 +172,31 @@ def _is_not_found(exc: api.TwirpError) -> bool:
     return exc.code == api.TwirpErrorCode.NOT_FOUND
 
 
-@contextlib.contextmanager
-def _not_found(room: str, identity: str | None = None) -> Iterator[None]:
-    """LiveKit's ``not_found`` answer becomes :class:`LiveKitNotFound`, in one place."""
+@contextlib.asynccontextmanager
+async def _livekit_errors(room: str, identity: str | None = None) -> AsyncIterator[None]:
+    """The one place a LiveKit failure becomes ``UTDStreamException``.
+
+    ``not_found`` -> :class:`LiveKitNotFound` (404); the server unreachable, timing out or
+    answering ``unavailable`` -> ``unavailable`` (503); any other refusal keeps LiveKit's
+    code (``livekit_<code>``, 502) and its cause, for the log.
+    """
     try:
         yield
     except api.TwirpError as exc:
-        if not _is_not_found(exc):
-            raise
-        what = f"participant {identity!r} not found in room {room!r}" if identity else \
-            f"room {room!r} not found"
-        raise LiveKitNotFound(what, room=room, identity=identity) from exc
+        if _is_not_found(exc):
+            what = f"participant {identity!r} not found in room {room!r}" if identity else \
+                f"room {room!r} not found"
+            raise LiveKitNotFound(what, room=room, identity=identity) from exc
+        if exc.code == api.TwirpErrorCode.UNAVAILABLE:
+            raise _unavailable(f"LiveKit is unavailable ({exc.message})") from exc
+        raise UTDStreamException(f"LiveKit refused: {exc.message}", status_code=502,
+                                 code=f"livekit_{exc.code}") from exc
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise _unavailable(f"LiveKit is unreachable ({type(exc).__name__})") from exc
+
+
+def _unavailable(message: str) -> UTDStreamException:
+    return UTDStreamException(message, status_code=503, code=ErrorCode.UNAVAILABLE)
 
 
 class LiveKitControl:
@@ -193,13 +213,17 @@ class LiveKitControl:
         api_secret: str,
         *,
         request_timeout: float = 10.0,
+        client_url: str | None = None,
     ) -> None:
         """Args:
         url: ``ws://``/``wss://``/``http(s)://`` server URL (the livekit client rewrites ws->http).
         api_key / api_secret: server credentials; the secret never leaves this process except
             as HMAC signatures.
         request_timeout: total seconds per RoomService call.
+        client_url: what clients are told to connect to (default ``url``).
         """
+        self._key, self._secret = api_key, api_secret
+        self._client_url = client_url or url
         self._api = api.LiveKitAPI(
             url,
             api_key,
@@ -221,6 +245,46 @@ class LiveKitControl:
     async def aclose(self) -> None:
         """Close the underlying HTTP session."""
         await self._api.aclose()
+
+    def __repr__(self) -> str:
+        return f"<LiveKitControl {self._client_url}>"
+
+    # ------------------------------------------------------------------ the ControlPort
+
+    @property
+    def client_url(self) -> str:
+        return self._client_url
+
+    async def mint_token(self, *, identity: str, room: str, name: str | None,
+                         sources: frozenset[str], ttl: float) -> str:
+        """A token that lets ``identity`` publish exactly ``sources`` (none: listen only)."""
+        return mint_token(self._key, self._secret, identity=identity, room=room, name=name,
+                          can_publish=bool(sources), can_publish_sources=sorted(sources),
+                          ttl_seconds=int(ttl))
+
+    async def set_permissions(self, room: str, identity: str, sources: frozenset[str]) -> None:
+        """Let ``identity`` publish exactly ``sources`` (none: nothing at all)."""
+        await self.update_permissions(room, identity, can_publish=bool(sources),
+                                      sources=sorted(sources))
+
+    async def close_room(self, room: str) -> None:
+        await self.delete_room(room)
+
+    async def push_state(self, room: str, state: str) -> None:
+        await self.set_room_metadata(room, state)
+
+    async def get_participant(self, room: str, identity: str) -> MediaParticipant | None:
+        """One participant by identity (``GetParticipant``: no listing of the room)."""
+        try:
+            async with _livekit_errors(room, identity):
+                info = await self._api.room.get_participant(
+                    api.RoomParticipantIdentity(room=room, identity=identity))
+        except LiveKitNotFound:
+            return None
+        return MediaParticipant(
+            identity=info.identity, sid=info.sid, can_publish=info.permission.can_publish,
+            sources=frozenset(_SOURCE_BY_VALUE.get(s, "unknown")
+                              for s in info.permission.can_publish_sources))
 
     # ------------------------------------------------------------------ rooms
 
@@ -246,7 +310,8 @@ class LiveKitControl:
             request.empty_timeout = empty_timeout
         if departure_timeout is not None:
             request.departure_timeout = departure_timeout
-        room = await self._api.room.create_room(request)
+        async with _livekit_errors(name):
+            room = await self._api.room.create_room(request)
         return RoomSummary(
             name=room.name,
             sid=room.sid,
@@ -262,7 +327,7 @@ class LiveKitControl:
         Raises:
             LiveKitNotFound: the room does not exist.
         """
-        with _not_found(name):
+        async with _livekit_errors(name):
             await self._api.room.delete_room(api.DeleteRoomRequest(room=name))
 
     async def set_room_metadata(self, room: str, metadata: str) -> None:
@@ -271,14 +336,15 @@ class LiveKitControl:
         Raises:
             LiveKitNotFound: the room does not exist.
         """
-        with _not_found(room):
+        async with _livekit_errors(room):
             await self._api.room.update_room_metadata(
                 api.UpdateRoomMetadataRequest(room=room, metadata=metadata)
             )
 
     async def room_exists(self, room: str) -> bool:
         """True if the server currently has an active room called ``room``."""
-        response = await self._api.room.list_rooms(api.ListRoomsRequest(names=[room]))
+        async with _livekit_errors(room):
+            response = await self._api.room.list_rooms(api.ListRoomsRequest(names=[room]))
         return any(r.name == room for r in response.rooms)
 
     # ------------------------------------------------------------------ participants
@@ -288,7 +354,9 @@ class LiveKitControl:
 
         Note (v1.13.5): a non-existent room yields an empty list, not an error.
         """
-        response = await self._api.room.list_participants(api.ListParticipantsRequest(room=room))
+        async with _livekit_errors(room):
+            response = await self._api.room.list_participants(
+                api.ListParticipantsRequest(room=room))
         result: list[ParticipantSummary] = []
         for info in response.participants:
             tracks = [
@@ -349,7 +417,7 @@ class LiveKitControl:
             can_publish_data=True,
             can_publish_sources=_source_values(sources),
         )
-        with _not_found(room, identity):
+        async with _livekit_errors(room, identity):
             await self._api.room.update_participant(
                 api.UpdateParticipantRequest(room=room, identity=identity, permission=permission)
             )
@@ -360,7 +428,7 @@ class LiveKitControl:
         Raises:
             LiveKitNotFound: the participant (or its room) does not exist.
         """
-        with _not_found(room, identity):
+        async with _livekit_errors(room, identity):
             await self._api.room.remove_participant(
                 api.RoomParticipantIdentity(room=room, identity=identity)
             )
@@ -396,10 +464,13 @@ class LiveKitControl:
             destination_identities=list(destination_identities or []),
         )
         try:
-            await self._api.room.send_data(request)
-        except api.TwirpError as exc:
-            if _is_not_found(exc) or (
-                exc.code == api.TwirpErrorCode.UNAVAILABLE and not await self.room_exists(room)
-            ):
+            async with _livekit_errors(room):
+                await self._api.room.send_data(request)
+        except UTDStreamException as exc:
+            if exc.code == ErrorCode.UNAVAILABLE and not await self.room_exists(room):
                 raise LiveKitNotFound(f"room {room!r} not found", room=room) from exc
             raise
+
+
+if TYPE_CHECKING:
+    _: type[ControlPort] = LiveKitControl

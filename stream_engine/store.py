@@ -1,4 +1,5 @@
-"""The engine's database: rooms and calls, every change committed before it is announced.
+"""The engine's database (the SQL :class:`~stream_core.ports.StorePort`): rooms and calls,
+every change committed before it is announced.
 
 SQLAlchemy Core over SQLite (default, a file) or PostgreSQL (by URL), same code. A room is
 stored whole (its snapshot via the wire schemas, plus presence and bans) with a row
@@ -6,29 +7,38 @@ version; every mutation is read-modify-write under ``SELECT ... FOR UPDATE`` (Po
 or ``BEGIN IMMEDIATE`` (SQLite) and an optimistic row-version check, so concurrent takers
 of one seat serialize and exactly one wins. Nothing lives only in memory: a crashed engine
 restarts from here.
+
+A room being changed belongs to that change alone: the cache hands its live object to one
+``mutate_room`` at a time (taking it out while the change runs) and reads get values
+(:class:`~stream_core.ports.RoomView`), never a live object. Driver errors leave as
+``UTDStreamException`` ``unavailable`` (503, retry after a second), in :func:`_db_errors`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, insert, select,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from stream_core.errors import UTDStreamException
+from stream_core.errors import ErrorCode, UTDStreamException
+from stream_core.machines.call import UNANSWERED
 from stream_core.models import UTDCall, UTDSeatGrid, UTDStage
+from stream_core.ports import RoomView, StorePort
 from stream_core.rooms import Room, restore_room
 from stream_core.rooms.seats import SeatRoom
 from stream_core.wire import CallSchema, SeatGridSchema, StageSchema, dump
 
-__all__ = ["Store", "StoredRoom"]
+__all__ = ["Store"]
 
 T = TypeVar("T")
 _meta = MetaData()
@@ -58,23 +68,26 @@ calls = Table(
 )
 
 _SEATS, _STAGE, _CALL = SeatGridSchema(), StageSchema(), CallSchema()
-_UNANSWERED = ("initiating", "ringing")
+_UNANSWERED = tuple(s.value for s in UNANSWERED)
 
 
-class StoredRoom:
-    """A room as loaded: the live core object plus where it lives."""
-
-    def __init__(self, app_id: str, livekit_name: str, room: Room) -> None:
-        self.app_id = app_id
-        self.livekit_name = livekit_name
-        self.room = room
+@contextmanager
+def _db_errors() -> Iterator[None]:
+    """The one place a database failure becomes the engine's 503."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise _unavailable(exc) from exc
 
 
 class Store:
     def __init__(self, url: str, *, retries: int = 8) -> None:
         self.url = url
         self._retries = retries
+        # committed rooms by key: (row version, the live object, its snapshot view). A
+        # change takes the object out (``_checkout``), so no two threads ever share one.
         self._cache: dict[tuple[str, str], tuple[int, Room]] = {}
+        self._cache_lock = threading.Lock()
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
@@ -87,15 +100,14 @@ class Store:
         self.engine.dispose()
 
     # -- rooms ----------------------------------------------------------------------
-    def read_room(self, app_id: str, name: str) -> StoredRoom | None:
-        with self.engine.connect() as conn:
+    def read_room(self, app_id: str, name: str) -> RoomView | None:
+        with _db_errors(), self.engine.connect() as conn:
             row = conn.execute(select(rooms).where(rooms.c.app_id == app_id,
                                                    rooms.c.name == name)).first()
-        return None if row is None else StoredRoom(row.app_id, row.livekit_name,
-                                                   self._room_of(row))
+        return None if row is None else _view_of(row)
 
     def room_by_livekit_name(self, livekit_name: str) -> tuple[str, str] | None:
-        with self.engine.connect() as conn:
+        with _db_errors(), self.engine.connect() as conn:
             row = conn.execute(select(rooms.c.app_id, rooms.c.name)
                                .where(rooms.c.livekit_name == livekit_name)).first()
         return None if row is None else (row.app_id, row.name)
@@ -116,7 +128,7 @@ class Store:
                     row = conn.execute(select(rooms).where(rooms.c.app_id == app_id,
                                                            rooms.c.name == name)
                                        .with_for_update()).first()
-                    room, result = change(None if row is None else self._room_of(row))
+                    room, result = change(None if row is None else self._checkout(row))
                     values = _room_values(room)
                     if row is None:
                         conn.execute(insert(rooms).values(app_id=app_id, name=name,
@@ -131,42 +143,43 @@ class Store:
                         if done.rowcount != 1:
                             raise _Retry()
                         version = row.row_version + 1
-                self._cache[key] = (version, room)  # committed: this object is the truth
+                with self._cache_lock:  # committed: this object is the truth, checked in
+                    self._cache[key] = (version, room)
                 return result
             except OperationalError as exc:  # locked, or the database is gone
-                self._cache.pop(key, None)
                 last_db_error = exc
                 continue
             except (_Retry, IntegrityError):
-                self._cache.pop(key, None)
                 continue
-            except BaseException:
-                self._cache.pop(key, None)  # never trust an object a failed change touched
-                raise
+            except SQLAlchemyError as exc:
+                raise _unavailable(exc) from exc
+            # any other failure: the object the change touched was checked out, not back in
         if last_db_error is not None:
-            raise last_db_error
+            raise _unavailable(last_db_error) from last_db_error
         raise UTDStreamException.conflict("the room is busy; try again")
 
-    def _room_of(self, row: Any) -> Room:
-        """The room at ``row``'s version: the cached object if it is that version.
+    def _checkout(self, row: Any) -> Room:
+        """The room at ``row``'s version, owned by the caller until it checks it back in.
 
         Restoring a 64-seat room from JSON costs a few milliseconds; the cache makes the
         common case (one engine process, consecutive changes) skip it. The row version
-        check keeps it correct when several engine processes share the database.
+        check keeps it correct when several engine processes share the database; taking
+        the object out keeps it correct when several threads of one process do.
         """
-        cached = self._cache.get((row.app_id, row.name))
+        with self._cache_lock:
+            cached = self._cache.pop((row.app_id, row.name), None)
         if cached is not None and cached[0] == row.row_version:
             return cached[1]
-        return _load_room(row).room
+        return _load_room(row)
 
     # -- calls ----------------------------------------------------------------------
     def insert_call(self, app_id: str, livekit_name: str, call: UTDCall) -> None:
-        with self.engine.begin() as conn:
+        with _db_errors(), self.engine.begin() as conn:
             conn.execute(insert(calls).values(app_id=app_id, livekit_name=livekit_name,
                                               row_version=1, **_call_values(call)))
 
     def read_call(self, app_id: str, call_id: str) -> UTDCall:
-        with self.engine.connect() as conn:
+        with _db_errors(), self.engine.connect() as conn:
             row = conn.execute(select(calls).where(calls.c.call_id == call_id,
                                                    calls.c.app_id == app_id)).first()
         if row is None:
@@ -174,7 +187,7 @@ class Store:
         return _load_call(row)
 
     def call_by_livekit_name(self, livekit_name: str) -> tuple[str, str] | None:
-        with self.engine.connect() as conn:
+        with _db_errors(), self.engine.connect() as conn:
             row = conn.execute(select(calls.c.app_id, calls.c.call_id)
                                .where(calls.c.livekit_name == livekit_name)).first()
         return None if row is None else (row.app_id, row.call_id)
@@ -203,12 +216,14 @@ class Store:
                 continue
             except _Retry:
                 continue
+            except SQLAlchemyError as exc:
+                raise _unavailable(exc) from exc
         if last_db_error is not None:
-            raise last_db_error
+            raise _unavailable(last_db_error) from last_db_error
         raise UTDStreamException.conflict("the call is busy; try again")
 
     def incoming_calls(self, app_id: str, callee: str) -> list[UTDCall]:
-        with self.engine.connect() as conn:
+        with _db_errors(), self.engine.connect() as conn:
             result = conn.execute(select(calls).where(
                 calls.c.app_id == app_id, calls.c.callee == callee,
                 calls.c.status.in_(_UNANSWERED)))
@@ -217,13 +232,13 @@ class Store:
 
     def next_ring_deadline(self) -> float | None:
         from sqlalchemy import func
-        with self.engine.connect() as conn:
+        with _db_errors(), self.engine.connect() as conn:
             value = conn.execute(select(func.min(calls.c.ring_deadline))
                                  .where(calls.c.status.in_(_UNANSWERED))).scalar()
         return None if value is None else float(value)
 
     def due_calls(self, now: float) -> list[tuple[str, str]]:
-        with self.engine.connect() as conn:
+        with _db_errors(), self.engine.connect() as conn:
             rows = conn.execute(select(calls.c.app_id, calls.c.call_id).where(
                 calls.c.status.in_(_UNANSWERED), calls.c.ring_deadline <= now)).all()
         return [(r.app_id, r.call_id) for r in rows]
@@ -260,11 +275,21 @@ def _room_values(room: Room) -> dict[str, Any]:
             "banned": json.dumps(sorted(room.presence.banned))}
 
 
-def _load_room(row: Any) -> StoredRoom:
+def _view_of(row: Any) -> RoomView:
     schema = _SEATS if row.kind == "seats" else _STAGE
     snapshot: UTDSeatGrid | UTDStage = schema.load(json.loads(row.snapshot))
-    room = restore_room(snapshot, json.loads(row.present), set(json.loads(row.banned)))
-    return StoredRoom(row.app_id, row.livekit_name, room)
+    return RoomView(row.app_id, row.name, row.livekit_name, snapshot, json.loads(row.present),
+                    frozenset(json.loads(row.banned)))
+
+
+def _load_room(row: Any) -> Room:
+    view = _view_of(row)
+    return restore_room(view.snapshot, dict(view.present), set(view.banned))
+
+
+def _unavailable(exc: SQLAlchemyError) -> UTDStreamException:
+    return UTDStreamException(f"the engine's database is unavailable ({type(exc).__name__})",
+                              status_code=503, code=ErrorCode.UNAVAILABLE, retry_after=1.0)
 
 
 def _call_values(call: UTDCall) -> dict[str, Any]:
@@ -277,3 +302,7 @@ def _call_values(call: UTDCall) -> dict[str, Any]:
 def _load_call(row: Any) -> UTDCall:
     call: UTDCall = _CALL.load(json.loads(row.data))
     return call
+
+
+if TYPE_CHECKING:
+    _: type[StorePort] = Store

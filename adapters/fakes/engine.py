@@ -1,404 +1,214 @@
-"""An in-memory engine with the real engine's authoritative rules, for tests and demos.
+"""``FakeEngine``: the real engine service over in-memory parts, as a synchronous EnginePort.
 
-It is the reference engine minus HTTP and a database: the same ``stream_core.rooms``
-objects decide (host-only operations, seat capacity, modes, one seat per participant,
-calls capped at two parties, bans), the same effects drive the media server (a
-:class:`~adapters.fakes.sfu.FakeSFU`), and the same ``RoomStateSchema`` JSON is pushed into
-room metadata. Time is injected (``clock``) and ring timeouts fire on :meth:`tick`, so call
-tests are deterministic. Webhooks from the SFU are handled on a worker thread, as a real
-engine receives them: asynchronously.
+It is not a second engine: it runs :class:`~stream_core.engine.service.EngineService` (the
+class the reference server runs) over a :class:`~adapters.fakes.store.MemoryStore`, a
+:class:`~adapters.fakes.control.FakeControl` on the in-memory SFU and in-memory bearers.
+Every rule (authentication, room operations, effects and their order, webhooks with the
+replaced-connection check, ban on rejoin, grant catch-up, ring-outs, long-polls) is the
+service's own, so the fake and the real engine cannot drift.
+
+Like the server, it loads every request through the operation's wire schema and dumps
+every answer through the response schema. The service runs on a private event loop in a
+daemon thread (as the server runs on its own); the SFU's webhooks are handled there one at
+a time, in order, as LiveKit delivers one room's webhooks. Time is injected (``clock``) and
+ring timeouts fire on :meth:`tick`, so call tests are deterministic.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import enum
 import json
-import queue
+import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from stream_core.effects import Effect, ParticipantRemoved, PublishChanged, RoomClosed
+from adapters.fakes.control import FakeControl
+from adapters.fakes.sfu import FakeSFU, SfuWebhook
+from adapters.fakes.store import MemoryStore
+from stream_core.engine.ratelimit import RateLimiter
+from stream_core.engine.service import EngineService
+from stream_core.engine.settings import AppConfig, RateLimit, ServiceSettings
 from stream_core.errors import UTDStreamException
-from stream_core.models import (
-    UTDCall, UTDSeatGrid, UTDSeatMode, UTDSpeakRequest, UTDStage,
-    UTDStreamType, UTDTokenResponse,
-)
-from stream_core.ports import EnginePort
-from stream_core.rooms import (
-    ROOM_OPERATIONS, CallLedger, Room, admit, call_publish_sources, call_state, check_identity,
-    grant_for, new_room, room_state, room_type,
-)
-from stream_core.wire import RoomStateSchema, dump
+from stream_core.models import UTDCall
+from stream_core.operations import Credentials, Operation
+from stream_core.ports import BearerPort, EnginePort
+from stream_core.wire import dump, load
 
-from adapters.fakes.sfu import FakeSFU
+__all__ = ["FakeEngine", "FakeBearers", "Limiter"]
 
-__all__ = ["FakeEngine", "RateLimiter"]
+R = TypeVar("R")
+_log = logging.getLogger(__name__)
 
-#: ``(operation, identity) -> seconds to wait`` to refuse with 429, or ``None`` to allow.
-RateLimiter = Callable[[str, str], "float | None"]
-_STATE = RoomStateSchema()
+#: ``(kind, app_id, identity) -> seconds to wait`` to refuse with 429, or ``None`` to allow;
+#: ``kind`` is ``"token"`` (mints) or ``"mutate"`` (changes), as the service limits them.
+Limiter = Callable[[str, str, str], "float | None"]
+_OFF = RateLimit(0.0, 0)
+
+
+class FakeBearers:
+    """Engine bearers in memory: random tokens that never expire (the fake's ``BearerPort``)."""
+
+    def __init__(self) -> None:
+        self._issued: dict[str, tuple[str, str]] = {}
+
+    def issue(self, app_id: str, identity: str) -> str:
+        token = secrets.token_urlsafe(24)
+        self._issued[token] = (app_id, identity)
+        return token
+
+    def verify(self, token: str | None) -> tuple[str, str]:
+        found = self._issued.get(token) if isinstance(token, str) else None
+        if found is None:
+            raise UTDStreamException.unauthenticated("missing or unknown user token")
+        return found
+
+
+class _HookLimiter(RateLimiter):
+    def __init__(self, hook: Limiter) -> None:
+        super().__init__({})
+        self._hook = hook
+
+    def check(self, kind: str, *key: str) -> float | None:
+        return self._hook(kind, *key)
 
 
 class FakeEngine:
-    """The engine port, in memory, bound to one app's credentials."""
+    """The engine port, in memory, bound to one app (``app_id``/``app_key``)."""
 
     def __init__(self, sfu: FakeSFU, *, clock: Callable[[], float] = time.monotonic,
-                 ring_timeout: float = 30.0, rate_limiter: RateLimiter | None = None) -> None:
+                 ring_timeout: float = 30.0, rate_limiter: Limiter | None = None,
+                 app_id: str = "fake-app", app_key: str = "fake-key") -> None:
         self.sfu = sfu
-        self._clock = clock
-        self._rate_limiter = rate_limiter
-        self._lock = threading.RLock()
-        self._incoming = threading.Condition(self._lock)
-        self._bearers: dict[str, str] = {}
-        self._rooms: dict[str, Room] = {}
-        self._calls = CallLedger(ring_timeout=ring_timeout)
-        self._call_rooms: dict[str, str] = {}  # room name -> call id
-        self._polled: dict[str, set[str]] = {}  # identity -> call ids handed out by long-poll
-        self._pushes: dict[str, int] = {}
-        # webhook events, barriers (drain_webhooks) and None (stop), handled in order
-        self._webhooks: queue.Queue[tuple[str, str, str | None] | threading.Event | None] = \
-            queue.Queue()
-        self._worker = threading.Thread(target=self._webhook_loop, name="fake-engine-webhooks",
+        self.app_id, self._app_key = app_id, app_key
+        self.store = MemoryStore()
+        self.control = FakeControl(sfu)
+        self.bearers: BearerPort = FakeBearers()
+        settings = ServiceSettings(apps=(AppConfig(app_id, app_key),), ring_timeout=ring_timeout,
+                                   token_limit=_OFF, mutate_limit=_OFF)
+        self.service = EngineService(
+            settings, self.store, self.control, self.bearers, clock=clock,
+            limiter=_HookLimiter(rate_limiter) if rate_limiter is not None else None)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-engine",
                                         daemon=True)
-        self._worker.start()
-        self._unhook = sfu.add_webhook(lambda *event: self._webhooks.put(event))
+        self._thread.start()
+        self._webhooks: asyncio.Queue[SfuWebhook | asyncio.Event] = self._on_loop(
+            _make_queue())
+        self._worker: asyncio.Task[None] = self._on_loop(_spawn(self._handle_webhooks()))
+        self._unhook = sfu.add_webhook(self._on_webhook)
         self._closed = False
 
-    # -- identity and tokens --------------------------------------------------------
-    def authenticate(self, *, identity: str, name: str | None = None,
-                     device_id: str | None = None, signature: str | None = None) -> str:
-        check_identity(identity)
-        with self._lock:
-            self._limit("authenticate", identity)
-            return self._new_bearer(identity)
-
-    def mint_token(self, *, identity: str, room_name: str, stream_type: UTDStreamType,
-                   as_host: bool = False, name: str | None = None,
-                   device_id: str | None = None, seat_count: int | None = None,
-                   seat_mode: UTDSeatMode | None = None,
-                   signature: str | None = None) -> UTDTokenResponse:
-        check_identity(identity)
-        check_identity(room_name, "room_name")
-        with self._lock:
-            self._limit("token", identity)
-            room = self._rooms.get(room_name) or new_room(stream_type, room_name)
-            effects = admit(room, identity, stream_type=stream_type, as_host=as_host, name=name,
-                            seat_count=seat_count, seat_mode=seat_mode)
-            self._rooms[room_name] = room
-            self.sfu.create_room(room_name)
-            token = self.sfu.issue_token(room=room_name, identity=identity, name=name,
-                                         permissions=grant_for(room.publish_sources(identity)))
-            self._apply(effects)
-            self._push(room_name)
-            return UTDTokenResponse(token=token, url=self.sfu.url, room_name=room_name,
-                                    user_token=self._new_bearer(identity), ws_url=self.sfu.url)
-
-    # -- calls ----------------------------------------------------------------------
-    def create_call(self, user_token: str, *, callee_identity: str, type: UTDStreamType,
-                    callee_name: str | None = None,
-                    metadata: dict[str, Any] | None = None) -> UTDCall:
-        with self._lock:
-            caller = self._who(user_token, "create_call")
-            call_id = secrets.token_hex(8)
-            call = self._calls.create(call_id=call_id, caller=caller, callee=callee_identity,
-                                      type=type, now=self._clock(), callee_name=callee_name,
-                                      metadata=metadata, room_name=f"call-{call_id}")
-            assert call.room_name is not None
-            self._call_rooms[call.room_name] = call_id
-            self.sfu.create_room(call.room_name, max_participants=2)
-            self._push(call.room_name)
-            self._incoming.notify_all()
-            return self._with_token(call, caller)
-
-    def call_ringing(self, user_token: str, call_id: str) -> UTDCall:
-        return self._call_op(user_token, call_id, "ring")
-
-    def accept_call(self, user_token: str, call_id: str) -> UTDCall:
-        return self._call_op(user_token, call_id, "accept", with_token=True)
-
-    def reject_call(self, user_token: str, call_id: str) -> UTDCall:
-        return self._call_op(user_token, call_id, "reject")
-
-    def busy_call(self, user_token: str, call_id: str) -> UTDCall:
-        return self._call_op(user_token, call_id, "busy")
-
-    def end_call(self, user_token: str, call_id: str) -> UTDCall:
-        return self._call_op(user_token, call_id, "end")
-
-    def get_call(self, user_token: str, call_id: str) -> UTDCall:
-        with self._lock:
-            who = self._who(user_token, "get_call")
-            self._expire()
-            call = self._calls.get(call_id)
-            if who not in (call.caller_identity, call.callee_identity):
-                raise UTDStreamException.forbidden("only the two parties of a call may see it")
-            return call
-
-    def incoming_calls(self, user_token: str) -> list[UTDCall]:
-        with self._lock:
-            who = self._who(user_token, "incoming_calls")
-            self._expire()
-            return self._calls.calls_for(who)
-
-    def wait_incoming_call(self, user_token: str, timeout: float) -> UTDCall | None:
-        """Long-poll: the oldest ringing call for this identity not yet handed out."""
-        with self._lock:
-            who = self._who(user_token, "incoming_calls")
-            seen = self._polled.setdefault(who, set())
-
-            def fresh() -> list[UTDCall]:
-                self._expire()
-                return [c for c in self._calls.calls_for(who) if c.call_id not in seen]
-
-            if not self._incoming.wait_for(lambda: bool(fresh()) or self._closed, timeout):
-                return None
-            calls = fresh()
-            if not calls:
-                return None
-            seen.add(calls[0].call_id)
-            return calls[0]
-
-    def tick(self) -> list[UTDCall]:
-        """Mark calls whose ring deadline passed (by ``clock``) missed; return them."""
-        with self._lock:
-            return self._expire()
-
-    # -- stage and seats: the core's ROOM_OPERATIONS table decides what each one does ---
-    def get_stage(self, user_token: str, room_name: str) -> UTDStage:
-        return self._stage(user_token, room_name, "get_stage")
-
-    def invite_to_stage(self, user_token: str, room_name: str, identity: str) -> UTDStage:
-        return self._stage(user_token, room_name, "invite_to_stage", identity)
-
-    def remove_from_stage(self, user_token: str, room_name: str, identity: str) -> UTDStage:
-        return self._stage(user_token, room_name, "remove_from_stage", identity)
-
-    def request_stage(self, user_token: str, room_name: str) -> UTDStage:
-        return self._stage(user_token, room_name, "request_stage")
-
-    def lower_hand(self, user_token: str, room_name: str) -> UTDStage:
-        return self._stage(user_token, room_name, "lower_hand")
-
-    def leave_stage(self, user_token: str, room_name: str) -> UTDStage:
-        return self._stage(user_token, room_name, "leave_stage")
-
-    def setup_seats(self, user_token: str, room_name: str, *, seat_count: int | None = None,
-                    seat_mode: UTDSeatMode | None = None,
-                    mode_id: str | None = None) -> UTDSeatGrid:
-        return self._seats(user_token, room_name, "setup_seats",
-                             seat_count=seat_count, mode=seat_mode)
-
-    def get_seats(self, user_token: str, room_name: str) -> UTDSeatGrid:
-        return self._seats(user_token, room_name, "get_seats")
-
-    def take_seat(self, user_token: str, room_name: str,
-                  seat_index: int | None = None) -> UTDSeatGrid:
-        return self._seats(user_token, room_name, "take_seat", seat_index)
-
-    def leave_seat(self, user_token: str, room_name: str) -> UTDSeatGrid:
-        return self._seats(user_token, room_name, "leave_seat")
-
-    def request_to_speak(self, user_token: str, room_name: str,
-                         seat_index: int | None = None) -> UTDSpeakRequest:
-        request: UTDSpeakRequest = self._room_op(user_token, room_name, "request_to_speak",
-                                                 seat_index)
-        return request
-
-    def cancel_speak_request(self, user_token: str, room_name: str) -> UTDSeatGrid:
-        return self._seats(user_token, room_name, "cancel_speak_request")
-
-    def approve_speaker(self, user_token: str, room_name: str, request_id: int) -> UTDSeatGrid:
-        return self._seats(user_token, room_name, "approve_speaker", request_id)
-
-    def deny_speaker(self, user_token: str, room_name: str, request_id: int) -> UTDSeatGrid:
-        return self._seats(user_token, room_name, "deny_speaker", request_id)
-
-    def invite_to_speak(self, user_token: str, room_name: str, identity: str,
-                        seat_index: int | None = None) -> UTDSeatGrid:
-        return self._seats(user_token, room_name, "invite_to_speak",
-                             identity, seat_index)
-
-    def decline_invite(self, user_token: str, room_name: str) -> UTDSeatGrid:
-        return self._seats(user_token, room_name, "decline_invite")
-
-    def kick_from_seat(self, user_token: str, room_name: str, identity: str) -> UTDSeatGrid:
-        return self._seats(user_token, room_name, "kick_from_seat", identity)
-
-    def lock_seat(self, user_token: str, room_name: str, seat_index: int,
-                  locked: bool = True) -> UTDSeatGrid:
-        return self._seats(user_token, room_name, "lock_seat",
-                             seat_index, locked)
-
-    def mute_seat(self, user_token: str, room_name: str, seat_index: int,
-                  muted: bool = True) -> UTDSeatGrid:
-        return self._seats(user_token, room_name, "mute_seat",
-                             seat_index, muted)
-
-    def move_seat(self, user_token: str, room_name: str, seat_index: int,
-                  identity: str | None = None) -> UTDSeatGrid:
-        return self._seats(user_token, room_name, "move_seat",
-                             seat_index, identity)
-
-    # -- moderation and lifecycle ---------------------------------------------------
-    def ban(self, user_token: str, room_name: str, identity: str) -> None:
-        self._room_op(user_token, room_name, "ban", identity)
+    # -- the port -------------------------------------------------------------------
+    def run(self, op: Operation[R], user_token: str | None, /, **args: Any) -> R:
+        """Carry out ``op`` through the service, after the same wire round trip as HTTP."""
+        self._require_open()
+        values = {k: v for k, v in args.items() if v is not None}
+        if op.credentials is Credentials.APP:
+            values.update(app_id=self.app_id, app_key=self._app_key)
+        loaded: dict[str, Any] = {p: str(values.pop(p)) for p in op.path_params}
+        loaded.update({n: float(values.pop(n)) for n, _ in op.query if n in values})
+        if op.request is not None:
+            loaded.update(load(op.request(), json.loads(json.dumps(values, default=_wire))))
+        elif values:
+            raise TypeError(f"{op.name} takes no {sorted(values)}")
+        result: Any = self._on_loop(self.service.run(op, user_token, loaded), timeout=None)
+        if result is None or op.response is None:
+            return result  # type: ignore[no-any-return]
+        wired = dump(op.response(), {op.envelope: result} if op.envelope else result)
+        answer: Any = load(op.response(), json.loads(json.dumps(wired)))
+        return answer[op.envelope] if op.envelope else answer  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._incoming.notify_all()
+        if self._closed:
+            return
+        self._closed = True
         self._unhook()
-        self._webhooks.put(None)
-        self._worker.join(timeout=5)
+        self._on_loop(self._stop_worker(), timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    # -- for tests and demos --------------------------------------------------------
+    def tick(self) -> list[UTDCall]:
+        """Mark calls whose ring deadline passed (by ``clock``) missed; return them."""
+        return self._on_loop(self.service.expire_due())
 
     def drain_webhooks(self, timeout: float = 5.0) -> None:
-        """Block until every webhook received so far is handled (for tests)."""
-        done = threading.Event()
-        self._webhooks.put(done)
-        if not done.wait(timeout):
-            raise UTDStreamException("webhooks not drained in time", code="timeout")
+        """Block until every webhook the SFU sent so far is handled."""
+        done = self._on_loop(_make_event())
+        self._loop.call_soon_threadsafe(self._webhooks.put_nowait, done)
+        self._on_loop(asyncio.wait_for(done.wait(), timeout), timeout=timeout + 1)
+
+    def media_room(self, room_name: str) -> str:
+        """The SFU's name for this app's room ``room_name``."""
+        from stream_core.engine.base import livekit_room_name
+        return livekit_room_name(self.app_id, room_name)
+
+    def __repr__(self) -> str:
+        return f"<FakeEngine app_id={self.app_id!r} {self.store!r}>"
 
     # -- internals ------------------------------------------------------------------
-    def _who(self, user_token: str, op: str) -> str:
-        identity = self._bearers.get(user_token) if isinstance(user_token, str) else None
-        if identity is None:
-            raise UTDStreamException.unauthenticated("missing or unknown user token")
-        self._limit(op, identity)
-        return identity
+    def _on_loop(self, coro: Coroutine[Any, Any, R], *, timeout: float | None = 60.0) -> R:
+        future: concurrent.futures.Future[R] = asyncio.run_coroutine_threadsafe(coro,
+                                                                                self._loop)
+        return future.result(timeout)
 
-    def _limit(self, op: str, identity: str) -> None:
-        if self._rate_limiter is not None:
-            retry_after = self._rate_limiter(op, identity)
-            if retry_after is not None:
-                raise UTDStreamException.rate_limited(retry_after)
+    def _on_webhook(self, hook: SfuWebhook) -> None:
+        if not self._closed:
+            self._loop.call_soon_threadsafe(self._webhooks.put_nowait, hook)
 
-    def _new_bearer(self, identity: str) -> str:
-        bearer = secrets.token_urlsafe(24)
-        self._bearers[bearer] = identity
-        return bearer
+    async def _stop_worker(self) -> None:
+        self._worker.cancel()
+        await asyncio.gather(self._worker, return_exceptions=True)
 
-    def _any_room(self, room_name: str) -> Room:
-        found = self._rooms.get(room_name)
-        if found is None:
-            raise UTDStreamException.not_found(f"no room {room_name!r}")
-        return found
-
-    def _room(self, room_name: str, cls: type[Any]) -> Any:
-        room = self._any_room(room_name)
-        if not isinstance(room, cls):
-            raise UTDStreamException.conflict(f"room {room_name!r} is a {room_type(room).value}")
-        return room
-
-    def _stage(self, user_token: str, room_name: str, op: str, *args: Any) -> UTDStage:
-        stage: UTDStage = self._room_op(user_token, room_name, op, *args)
-        return stage
-
-    def _seats(self, user_token: str, room_name: str, op: str, *args: Any,
-               **kwargs: Any) -> UTDSeatGrid:
-        grid: UTDSeatGrid = self._room_op(user_token, room_name, op, *args, **kwargs)
-        return grid
-
-    def _room_op(self, user_token: str, room_name: str, op: str, *args: Any,
-                 **kwargs: Any) -> Any:
-        """Run port operation ``op`` as the bearer's identity; the room's new snapshot (or,
-        for a speak request, the request)."""
-        cls, method = ROOM_OPERATIONS[op]
-        with self._lock:
-            actor = self._who(user_token, op)
-            room = self._room(room_name, cls)
-            room.presence.require_present(actor)
-            if method is None:
-                return room.snapshot()
-            out = getattr(room, method)(actor, *args, **kwargs)
-            if isinstance(out, list):
-                self._apply(out)
-            self._push(room_name)
-            return room.snapshot() if isinstance(out, list) else out
-
-    def _call_op(self, user_token: str, call_id: str, trigger: str, *,
-                 with_token: bool = False) -> UTDCall:
-        with self._lock:
-            who = self._who(user_token, trigger)
-            self._expire()
-            call, effects = self._calls.apply(call_id, trigger, actor=who)
-            assert call.room_name is not None
-            self._push(call.room_name)
-            self._apply(effects)
-            return self._with_token(call, who) if with_token else call
-
-    def _with_token(self, call: UTDCall, identity: str) -> UTDCall:
-        assert call.room_name is not None
-        token = self.sfu.issue_token(
-            room=call.room_name, identity=identity, name=None,
-            permissions=grant_for(call_publish_sources(call.type, call.status)))
-        return replace(call, token=token, url=self.sfu.url)
-
-    def _expire(self) -> list[UTDCall]:
-        missed = self._calls.expire(self._clock())
-        for call in missed:
-            assert call.room_name is not None
-            self._push(call.room_name)
-            self._apply([RoomClosed(call.room_name)])
-        return missed
-
-    def _apply(self, effects: list[Effect]) -> None:
-        """Carry out the core's effects on the media server (absent participants skipped)."""
-        for effect in effects:
-            try:
-                if isinstance(effect, PublishChanged):
-                    self.sfu.update_permissions(effect.room_name, effect.identity,
-                                                grant_for(effect.after))
-                elif isinstance(effect, ParticipantRemoved):
-                    self.sfu.remove_participant(effect.room_name, effect.identity)
-                elif isinstance(effect, RoomClosed):
-                    self.sfu.close_room(effect.room_name)
-            except UTDStreamException as exc:
-                if exc.status_code != 404:
-                    raise
-
-    def _push(self, room_name: str) -> None:
-        """Write the room's whole state into its media-room metadata."""
-        version = self._pushes.get(room_name, 0) + 1
-        self._pushes[room_name] = version
-        call_id = self._call_rooms.get(room_name)
-        state = call_state(self._calls.get(call_id), version) if call_id is not None else \
-            room_state(self._rooms[room_name])
-        try:
-            self.sfu.set_room_metadata(room_name, json.dumps(dump(_STATE, state)))
-        except UTDStreamException as exc:
-            if exc.status_code != 404:
-                raise
-
-    def _webhook_loop(self) -> None:
+    async def _handle_webhooks(self) -> None:
+        """One webhook at a time, in the order the SFU sent them (as LiveKit does per room)."""
         while True:
-            event = self._webhooks.get()
-            if event is None:
-                return
-            if isinstance(event, threading.Event):
-                event.set()
+            hook = await self._webhooks.get()
+            if isinstance(hook, asyncio.Event):
+                hook.set()
                 continue
-            kind, room_name, identity = event
-            if kind == "participant_left" and identity is not None:
-                with self._lock:
-                    self._participant_left(room_name, identity)
+            try:
+                await self._webhook(hook)
+            except UTDStreamException as exc:  # what the server would answer LiveKit with
+                _log.warning("webhook %s for %s refused: %s", hook.event, hook.room, exc)
 
-    def _participant_left(self, room_name: str, identity: str) -> None:
-        call_id = self._call_rooms.get(room_name)
-        if call_id is not None:
-            if not self._calls.get(call_id).status.is_terminal:
-                _, effects = self._calls.apply(call_id, "drop", actor=None)
-                self._push(room_name)
-                self._apply(effects)
-            return
-        room = self._rooms.get(room_name)
-        if room is not None:
-            self._apply(room.leave(identity))
-            self._push(room_name)
+    async def _webhook(self, hook: SfuWebhook) -> None:
+        if hook.event == "participant_left" and hook.identity:
+            await self.service.participant_left(hook.room, hook.identity, sid=hook.sid)
+        elif hook.event == "participant_joined" and hook.identity and hook.permissions:
+            await self.service.participant_joined(
+                hook.room, hook.identity, can_publish=hook.permissions.can_publish,
+                sources=frozenset(hook.permissions.sources))
+        elif hook.event == "room_finished":
+            await self.service.room_finished(hook.room)
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise UTDStreamException("this fake engine is closed", code="closed")
+
+
+async def _spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    return asyncio.get_running_loop().create_task(coro, name="fake-engine-webhooks")
+
+
+async def _make_queue() -> asyncio.Queue[SfuWebhook | asyncio.Event]:
+    return asyncio.Queue()
+
+
+async def _make_event() -> asyncio.Event:
+    return asyncio.Event()
+
+
+def _wire(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not a wire value")
 
 
 if TYPE_CHECKING:

@@ -23,6 +23,7 @@ import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from adapters.fakes.media import FakeMedia  # re-exported: the client half, kept apart
 from adapters.fakes.sfu_room import (
@@ -32,18 +33,28 @@ from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.events import ConnectionState, ConnectionStateChanged
 from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDTrack
 
-__all__ = ["FakeSFU", "FakeMedia", "Webhook", "ROOM_FULL", "NOT_CONNECTED"]
+__all__ = ["FakeSFU", "FakeMedia", "Webhook", "SfuWebhook", "ROOM_FULL", "NOT_CONNECTED"]
 
 logger = logging.getLogger(__name__)
 
-#: ``(event, room, identity)`` with event ``participant_joined``/``participant_left``/
-#: ``room_finished`` (identity ``None``), called on the thread that caused it.
-Webhook = Callable[[str, str, str | None], None]
+class SfuWebhook(NamedTuple):
+    """One event as LiveKit's webhooks report it: ``participant_joined`` / ``participant_left``
+    (with the connection's sid and permissions) or ``room_finished`` (identity ``None``)."""
+
+    event: str
+    room: str
+    identity: str | None
+    sid: str = ""
+    permissions: UTDPermissions | None = None
+
+
+#: Called with every :class:`SfuWebhook`, on the thread that caused it.
+Webhook = Callable[[SfuWebhook], None]
 
 ROOM_FULL = ErrorCode.ROOM_FULL
 
 _TRACK_KINDS = {"microphone": "audio", "camera": "video"}
-_Hook = tuple[str, str, str | None]
+_Hook = SfuWebhook
 
 
 @dataclass(slots=True)
@@ -93,9 +104,9 @@ class FakeSFU:
         with self._lock:
             room = self._room(name)
             gone = room.close("room_deleted")
-            hooks: list[_Hook] = [("participant_left", name, identity) for identity in gone]
+            hooks: list[_Hook] = [_left(name, member) for member in gone]
             del self._rooms[name]
-            hooks.append(("room_finished", name, None))
+            hooks.append(SfuWebhook("room_finished", name, None))
         self._fire(hooks)
 
     def issue_token(self, *, room: str, identity: str, name: str | None = None,
@@ -157,6 +168,15 @@ class FakeSFU:
         return remove
 
     # -- test helpers -----------------------------------------------------------------
+    def get_participant(self, room: str, identity: str) -> SfuWebhook | None:
+        """``identity``'s connection in ``room`` (sid and permissions), or ``None``."""
+        with self._lock:
+            found = self._rooms.get(room)
+            member = found.members.get(identity) if found else None
+            if member is None:
+                return None
+            return SfuWebhook("participant", room, identity, member.sid, member.permissions)
+
     def participants(self, room: str) -> list[str]:
         """Identities in ``room`` in join order (empty if the room does not exist)."""
         with self._lock:
@@ -193,12 +213,14 @@ class FakeSFU:
             grant.used = True
             joiner = SfuParticipant(room=room.name, identity=grant.identity, name=grant.name,
                                     permissions=grant.permissions, loop=loop, sink=sink,
-                                    auto_subscribe=auto_subscribe)
+                                    auto_subscribe=auto_subscribe,
+                                    sid=f"PA_{next(self._sids):04d}")
             older = room.members.get(grant.identity)
             if older is not None and room.expel(older, "duplicate_identity"):
-                hooks.append(("participant_left", room.name, older.identity))
+                hooks.append(_left(room.name, older))
             present = room.admit(joiner)
-            hooks.append(("participant_joined", room.name, joiner.identity))
+            hooks.append(SfuWebhook("participant_joined", room.name, joiner.identity, joiner.sid,
+                                    joiner.permissions))
             metadata = room.metadata
         self._fire(hooks)
         return joiner, present, metadata
@@ -272,10 +294,10 @@ class FakeSFU:
     def _expel(self, room: SfuRoom, member: SfuParticipant, reason: str | None,
                hooks: list[_Hook]) -> None:
         if room.expel(member, reason):
-            hooks.append(("participant_left", room.name, member.identity))
+            hooks.append(_left(room.name, member))
             if not room.members:
                 del self._rooms[room.name]
-                hooks.append(("room_finished", room.name, None))
+                hooks.append(SfuWebhook("room_finished", room.name, None))
 
     def _fire(self, hooks: list[_Hook]) -> None:
         with self._lock:
@@ -283,7 +305,11 @@ class FakeSFU:
         for hook in hooks:
             for callback in callbacks:
                 try:
-                    callback(*hook)
+                    callback(hook)
                 except Exception:
                     logger.exception("webhook %r failed on %r", callback, hook)
 
+
+
+def _left(room: str, member: SfuParticipant) -> SfuWebhook:
+    return SfuWebhook("participant_left", room, member.identity, member.sid, member.permissions)

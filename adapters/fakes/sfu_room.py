@@ -72,11 +72,12 @@ class SfuParticipant:
     """
 
     __slots__ = ("room", "identity", "name", "permissions", "tracks", "auto_subscribe",
-                 "_loop", "_sink")
+                 "sid", "_loop", "_sink")
 
     def __init__(self, *, room: str, identity: str, name: str | None,
                  permissions: UTDPermissions, auto_subscribe: bool,
-                 loop: asyncio.AbstractEventLoop, sink: DeliverySink) -> None:
+                 loop: asyncio.AbstractEventLoop, sink: DeliverySink, sid: str = "") -> None:
+        self.sid = sid  # the connection's id, as LiveKit's participant sid
         self.room = room
         self.identity = identity
         self.name = name
@@ -169,9 +170,9 @@ class SfuRoom:
             leaver.post(Delivery(ConnectionStateChanged(ConnectionState.DISCONNECTED, reason)))
         return True
 
-    def close(self, reason: str) -> list[str]:
+    def close(self, reason: str) -> list[SfuParticipant]:
         """Disconnect everyone at once (no per-peer events, as on room deletion)."""
-        gone = list(self.members)
+        gone = list(self.members.values())
         for member in self.members.values():
             member.post(Delivery(ConnectionStateChanged(ConnectionState.DISCONNECTED, reason)))
         self.members.clear()

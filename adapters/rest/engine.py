@@ -1,5 +1,8 @@
 """``RestEngine``: the engine port over HTTP (``requests``), synchronous by design.
 
+It builds no URL of its own: every request's method, path, query and body come from the
+operation's row in :mod:`stream_core.operations`, the table the server routes from.
+
 One pooled ``requests.Session`` per client; connect and read timeouts on every request;
 token mints go to ``token_base_url``, everything else to ``base_url``. Retries are
 urllib3's, bounded, with backoff: idempotent reads on connection errors and 502/503/504,
@@ -12,10 +15,11 @@ and are never logged.
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -25,13 +29,12 @@ from urllib3.util.retry import Retry
 
 from stream_core import wire
 from stream_core.errors import ErrorCode, UTDStreamException
-from stream_core.models import (
-    UTDCall, UTDSeatGrid, UTDSeatMode, UTDSpeakRequest, UTDStage, UTDStreamType,
-    UTDTokenResponse,
-)
+from stream_core.operations import WAIT_INCOMING_CALL, Credentials, Operation
 from stream_core.ports import EnginePort
 
 __all__ = ["RestEngine"]
+
+R = TypeVar("R")
 
 
 class _EngineRetry(Retry):
@@ -68,171 +71,34 @@ class RestEngine:
     def __repr__(self) -> str:
         return f"<RestEngine app_id={self._app_id!r} base_url={self.base_url!r}>"
 
-    # -- identity and tokens --------------------------------------------------------
-    def mint_token(self, *, identity: str, room_name: str, stream_type: UTDStreamType,
-                   as_host: bool = False, name: str | None = None,
-                   device_id: str | None = None, seat_count: int | None = None,
-                   seat_mode: UTDSeatMode | None = None,
-                   signature: str | None = None) -> UTDTokenResponse:
-        body = _compact({"app_id": self._app_id, "app_key": self._app_key, "identity": identity,
-                         "room_name": room_name, "stream_type": stream_type.value,
-                         "role": "host" if as_host else "audience", "name": name,
-                         "device_id": device_id, "seat_count": seat_count,
-                         "seat_mode": seat_mode.value if seat_mode else None,
-                         "signature": signature})
-        token: UTDTokenResponse = self._request("POST", "/api/v1/token", wire.TokenResponseSchema(),
-                                                json=body, base=self.token_base_url)
-        return token
-
-    def authenticate(self, *, identity: str, name: str | None = None,
-                     device_id: str | None = None, signature: str | None = None) -> str:
-        body = _compact({"app_id": self._app_id, "app_key": self._app_key, "identity": identity,
-                         "name": name, "device_id": device_id, "signature": signature})
-        answer = self._request("POST", "/api/v1/auth", wire.AuthResponseSchema(), json=body,
-                               base=self.token_base_url)
-        return str(answer["user_token"])
-
-    # -- calls ----------------------------------------------------------------------
-    def create_call(self, user_token: str, *, callee_identity: str, type: UTDStreamType,
-                    callee_name: str | None = None,
-                    metadata: dict[str, Any] | None = None) -> UTDCall:
-        body = _compact({"callee_identity": callee_identity, "type": type.value,
-                         "callee_name": callee_name, "metadata": metadata})
-        return self._call("POST", "/api/v1/calls", user_token, json=body)
-
-    def call_ringing(self, user_token: str, call_id: str) -> UTDCall:
-        return self._call("POST", f"/api/v1/calls/{_seg(call_id)}/ringing", user_token)
-
-    def accept_call(self, user_token: str, call_id: str) -> UTDCall:
-        return self._call("POST", f"/api/v1/calls/{_seg(call_id)}/accept", user_token)
-
-    def reject_call(self, user_token: str, call_id: str) -> UTDCall:
-        return self._call("POST", f"/api/v1/calls/{_seg(call_id)}/reject", user_token)
-
-    def busy_call(self, user_token: str, call_id: str) -> UTDCall:
-        return self._call("POST", f"/api/v1/calls/{_seg(call_id)}/busy", user_token)
-
-    def end_call(self, user_token: str, call_id: str) -> UTDCall:
-        return self._call("POST", f"/api/v1/calls/{_seg(call_id)}/end", user_token)
-
-    def get_call(self, user_token: str, call_id: str) -> UTDCall:
-        return self._call("GET", f"/api/v1/calls/{_seg(call_id)}", user_token)
-
-    def incoming_calls(self, user_token: str) -> list[UTDCall]:
-        answer = self._request("GET", "/api/v1/calls/incoming", wire.CallListSchema(),
-                               bearer=user_token)
-        return list(answer["calls"])
-
-    def wait_incoming_call(self, user_token: str, timeout: float) -> UTDCall | None:
-        call: UTDCall | None = self._request(
-            "GET", "/api/v1/calls/incoming/next", wire.CallSchema(), bearer=user_token,
-            params={"timeout": f"{timeout:g}"}, read_timeout=timeout + self._timeouts[1])
-        return call
-
-    # -- stage ----------------------------------------------------------------------
-    def get_stage(self, user_token: str, room_name: str) -> UTDStage:
-        return self._stage("GET", room_name, "stage", user_token)
-
-    def invite_to_stage(self, user_token: str, room_name: str, identity: str) -> UTDStage:
-        return self._stage("POST", room_name, "stage/invite", user_token, identity=identity)
-
-    def remove_from_stage(self, user_token: str, room_name: str, identity: str) -> UTDStage:
-        return self._stage("POST", room_name, "stage/remove", user_token, identity=identity)
-
-    def request_stage(self, user_token: str, room_name: str) -> UTDStage:
-        return self._stage("POST", room_name, "stage/request", user_token)
-
-    def lower_hand(self, user_token: str, room_name: str) -> UTDStage:
-        return self._stage("POST", room_name, "stage/lower", user_token)
-
-    def leave_stage(self, user_token: str, room_name: str) -> UTDStage:
-        return self._stage("POST", room_name, "stage/leave", user_token)
-
-    # -- seats ----------------------------------------------------------------------
-    def setup_seats(self, user_token: str, room_name: str, *, seat_count: int | None = None,
-                    seat_mode: UTDSeatMode | None = None,
-                    mode_id: str | None = None) -> UTDSeatGrid:
-        return self._seats("POST", room_name, "seats/setup", user_token, seat_count=seat_count,
-                           seat_mode=seat_mode.value if seat_mode else None, mode_id=mode_id)
-
-    def get_seats(self, user_token: str, room_name: str) -> UTDSeatGrid:
-        return self._seats("GET", room_name, "seats", user_token)
-
-    def take_seat(self, user_token: str, room_name: str,
-                  seat_index: int | None = None) -> UTDSeatGrid:
-        return self._seats("POST", room_name, "seats/take", user_token, seat_index=seat_index)
-
-    def leave_seat(self, user_token: str, room_name: str) -> UTDSeatGrid:
-        return self._seats("POST", room_name, "seats/leave", user_token)
-
-    def request_to_speak(self, user_token: str, room_name: str,
-                         seat_index: int | None = None) -> UTDSpeakRequest:
-        request: UTDSpeakRequest = self._request(
-            "POST", _room(room_name, "seats/request"), wire.SpeakRequestSchema(),
-            bearer=user_token, json=_compact({"seat_index": seat_index}))
-        return request
-
-    def cancel_speak_request(self, user_token: str, room_name: str) -> UTDSeatGrid:
-        return self._seats("POST", room_name, "seats/cancel", user_token)
-
-    def approve_speaker(self, user_token: str, room_name: str, request_id: int) -> UTDSeatGrid:
-        return self._seats("POST", room_name, "seats/approve", user_token, request_id=request_id)
-
-    def deny_speaker(self, user_token: str, room_name: str, request_id: int) -> UTDSeatGrid:
-        return self._seats("POST", room_name, "seats/deny", user_token, request_id=request_id)
-
-    def invite_to_speak(self, user_token: str, room_name: str, identity: str,
-                        seat_index: int | None = None) -> UTDSeatGrid:
-        return self._seats("POST", room_name, "seats/invite", user_token, identity=identity,
-                           seat_index=seat_index)
-
-    def decline_invite(self, user_token: str, room_name: str) -> UTDSeatGrid:
-        return self._seats("POST", room_name, "seats/decline", user_token)
-
-    def kick_from_seat(self, user_token: str, room_name: str, identity: str) -> UTDSeatGrid:
-        return self._seats("POST", room_name, "seats/kick", user_token, identity=identity)
-
-    def lock_seat(self, user_token: str, room_name: str, seat_index: int,
-                  locked: bool = True) -> UTDSeatGrid:
-        return self._seats("POST", room_name, "seats/lock", user_token, seat_index=seat_index,
-                           locked=locked)
-
-    def mute_seat(self, user_token: str, room_name: str, seat_index: int,
-                  muted: bool = True) -> UTDSeatGrid:
-        return self._seats("POST", room_name, "seats/mute", user_token, seat_index=seat_index,
-                           muted=muted)
-
-    def move_seat(self, user_token: str, room_name: str, seat_index: int,
-                  identity: str | None = None) -> UTDSeatGrid:
-        return self._seats("POST", room_name, "seats/move", user_token, seat_index=seat_index,
-                           identity=identity)
-
-    def ban(self, user_token: str, room_name: str, identity: str) -> None:
-        self._request("POST", _room(room_name, "ban"), None, bearer=user_token,
-                      json={"identity": identity})
+    def run(self, op: Operation[R], user_token: str | None, /, **args: Any) -> R:
+        """Carry out ``op``: its URL, query and body come from the operation's row."""
+        values = {k: v for k, v in args.items() if v is not None}
+        path = op.url.format_map({p: _seg(str(values.pop(p))) for p in op.path_params})
+        params = {n: f"{values.pop(n):g}" for n, _ in op.query if n in values}
+        read_timeout = None
+        if op is WAIT_INCOMING_CALL:  # the answer may take as long as the wait itself
+            read_timeout = float(params.get("timeout", "30")) + self._timeouts[1]
+        bearer, base = user_token, self.base_url
+        if op.credentials is Credentials.APP:
+            values.update(app_id=self._app_id, app_key=self._app_key)
+            bearer, base = None, self.token_base_url
+        body = None
+        if op.request is not None:  # by wire name; enums by value (the schema loads them)
+            body = {k: v.value if isinstance(v, enum.Enum) else v for k, v in values.items()}
+        elif values:
+            raise TypeError(f"{op.name} takes no {sorted(values)}")
+        answer = self._request(op.http, path, op.response() if op.response else None,
+                               bearer=bearer, json=body, params=params or None, base=base,
+                               read_timeout=read_timeout)
+        if op.envelope is not None and answer is not None:
+            answer = answer[op.envelope]
+        return answer  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self._http.close()
 
     # -- internals ------------------------------------------------------------------
-    def _call(self, method: str, path: str, bearer: str, *,
-              json: dict[str, Any] | None = None) -> UTDCall:
-        call: UTDCall = self._request(method, path, wire.CallSchema(), bearer=bearer, json=json)
-        return call
-
-    def _stage(self, method: str, room_name: str, tail: str, bearer: str,
-               **body: Any) -> UTDStage:
-        stage: UTDStage = self._request(method, _room(room_name, tail), wire.StageSchema(),
-                                        bearer=bearer, json=_compact(body) if method == "POST" else None)
-        return stage
-
-    def _seats(self, method: str, room_name: str, tail: str, bearer: str,
-               **body: Any) -> UTDSeatGrid:
-        grid: UTDSeatGrid = self._request(method, _room(room_name, tail), wire.SeatGridSchema(),
-                                          bearer=bearer,
-                                          json=_compact(body) if method == "POST" else None)
-        return grid
-
     def _request(self, method: str, path: str, schema: Schema | None, *,
                  bearer: str | None = None, json: dict[str, Any] | None = None,
                  params: dict[str, str] | None = None, base: str | None = None,
@@ -294,16 +160,8 @@ def _raise_for(response: requests.Response) -> None:
                              retry_after=retry_after, field=field)
 
 
-def _room(room_name: str, tail: str) -> str:
-    return f"/api/v1/rooms/{_seg(room_name)}/{tail}"
-
-
 def _seg(value: str) -> str:
     return quote(value, safe="")
-
-
-def _compact(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if v is not None}
 
 
 if TYPE_CHECKING:

@@ -30,10 +30,9 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """The engine service's knobs. ``livekit_url`` is what clients are told to connect to."""
+    """The engine service's knobs (where clients connect is the control port's to say)."""
 
     apps: tuple[AppConfig, ...]
-    livekit_url: str
     ring_timeout: float = 30.0
     token_ttl: float = 6 * 3600.0
     bearer_ttl: float = 24 * 3600.0

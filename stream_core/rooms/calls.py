@@ -24,7 +24,7 @@ from stream_core.models import UTDCall, UTDStreamType
 from stream_core.rooms.presence import check_identity
 
 __all__ = ["CallLedger", "DEFAULT_RING_TIMEOUT", "apply_call", "expire_call", "call_actors",
-           "call_publish_sources", "noop_for"]
+           "call_publish_sources", "noop_for", "open_call"]
 
 DEFAULT_RING_TIMEOUT = 30.0
 _NOTHING: frozenset[str] = frozenset()
@@ -218,3 +218,13 @@ class CallLedger:
         if not isinstance(call_id, str) or call_id not in self._calls:
             raise UTDStreamException.not_found(f"unknown call {call_id!r}")
         return self._calls[call_id]
+
+
+def open_call(*, call_id: str, caller: str, callee: str, type: UTDStreamType, now: float,
+              ring_timeout: float = DEFAULT_RING_TIMEOUT, caller_name: str | None = None,
+              callee_name: str | None = None,
+              metadata: dict[str, Any] | None = None) -> UTDCall:
+    """A new call, validated, in the table's initial state (pure: nothing is kept)."""
+    return CallLedger(ring_timeout=ring_timeout).create(
+        call_id=call_id, caller=caller, callee=callee, type=type, now=now,
+        caller_name=caller_name, callee_name=callee_name, metadata=metadata)

@@ -17,39 +17,11 @@ from stream_core.models import (
 from stream_core.rooms.seats import SeatRoom, check_seat_count, parse_seat_mode
 from stream_core.rooms.stage import LiveStage
 
-__all__ = ["Room", "ROOM_OPERATIONS", "new_room", "room_type", "restore_room", "admit", "grant_for",
+__all__ = ["Room", "new_room", "room_type", "snapshot_type", "room_class",
+           "snapshot_publish_sources", "restore_room", "admit", "grant_for",
            "room_state", "call_state"]
 
 Room = SeatRoom | LiveStage
-
-#: The engine port's room operations: the room type each applies to and the room method that
-#: carries it out with the acting identity first (``None``: a read). Both engines dispatch
-#: through this table, so a port operation cannot mean one thing in the fake and another in
-#: the real engine. ``object``: any room type.
-ROOM_OPERATIONS: dict[str, tuple[type[object], str | None]] = {
-    "get_stage": (LiveStage, None),
-    "invite_to_stage": (LiveStage, "invite_to_stage"),
-    "remove_from_stage": (LiveStage, "remove_from_stage"),
-    "request_stage": (LiveStage, "request_stage"),
-    "lower_hand": (LiveStage, "lower_hand"),
-    "leave_stage": (LiveStage, "leave_stage"),
-    "get_seats": (SeatRoom, None),
-    "setup_seats": (SeatRoom, "setup_seats"),
-    "take_seat": (SeatRoom, "take_seat"),
-    "leave_seat": (SeatRoom, "leave_seat"),
-    "request_to_speak": (SeatRoom, "request_to_speak"),
-    "cancel_speak_request": (SeatRoom, "cancel_speak_request"),
-    "approve_speaker": (SeatRoom, "approve_speaker"),
-    "deny_speaker": (SeatRoom, "deny_speaker"),
-    "invite_to_speak": (SeatRoom, "invite_to_speak"),
-    "decline_invite": (SeatRoom, "decline_invite"),
-    "kick_from_seat": (SeatRoom, "kick_from_seat"),
-    "lock_seat": (SeatRoom, "lock_seat"),
-    "mute_seat": (SeatRoom, "mute_seat"),
-    "move_seat": (SeatRoom, "move_seat"),
-    "ban": (object, "ban"),
-}
-
 
 def new_room(stream_type: UTDStreamType, room_name: str) -> Room:
     """An empty room of a product that has rooms (audio room or live stream)."""
@@ -64,6 +36,25 @@ def new_room(stream_type: UTDStreamType, room_name: str) -> Room:
 
 def room_type(room: Room) -> UTDStreamType:
     return UTDStreamType.AUDIO_ROOM if isinstance(room, SeatRoom) else UTDStreamType.LIVE_STREAM
+
+
+def snapshot_type(snapshot: UTDSeatGrid | UTDStage) -> UTDStreamType:
+    """The product a room snapshot belongs to."""
+    return UTDStreamType.AUDIO_ROOM if isinstance(snapshot, UTDSeatGrid) else \
+        UTDStreamType.LIVE_STREAM
+
+
+def room_class(stream_type: UTDStreamType) -> type[Room]:
+    """The room class of a product that has rooms."""
+    return SeatRoom if stream_type is UTDStreamType.AUDIO_ROOM else LiveStage
+
+
+def snapshot_publish_sources(snapshot: UTDSeatGrid | UTDStage,
+                             identity: str) -> frozenset[str]:
+    """What ``identity`` may publish per a committed snapshot, without rebuilding the room."""
+    if isinstance(snapshot, UTDSeatGrid):
+        return SeatRoom.grid_publish_sources(snapshot, identity)
+    return LiveStage.stage_publish_sources(snapshot, identity)
 
 
 def restore_room(snapshot: UTDSeatGrid | UTDStage, present: dict[str, str | None],
@@ -93,9 +84,9 @@ def admit(room: Room, identity: str, *, stream_type: UTDStreamType, as_host: boo
         trial = SeatRoom.restore(room.snapshot(), dict(room.presence.present),
                                  set(room.presence.banned))
         trial.join(identity, as_host=as_host, name=name)
-        trial.setup_seats(identity, seat_count=seat_count, mode=mode)
+        trial.setup_seats(identity, seat_count=seat_count, seat_mode=mode)
         return room.join(identity, as_host=as_host, name=name) + \
-            room.setup_seats(identity, seat_count=seat_count, mode=mode)
+            room.setup_seats(identity, seat_count=seat_count, seat_mode=mode)
     return room.join(identity, as_host=as_host, name=name)
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from stream_core.errors import UTDStreamException
 from stream_core.machines.table import Actor
 
-__all__ = ["Presence", "check_identity", "MAX_IDENTITY_LENGTH"]
+__all__ = ["Presence", "check_identity", "require_present", "MAX_IDENTITY_LENGTH"]
 
 MAX_IDENTITY_LENGTH = 128
 
@@ -23,6 +24,13 @@ def check_identity(identity: object, field_name: str = "identity") -> str:
             field=field_name,
         )
     return identity
+
+
+def require_present(present: Mapping[str, str | None], identity: str, room_name: str) -> None:
+    """Only a participant who joined (and was not banned since) may act on or read a room."""
+    check_identity(identity)
+    if identity not in present:
+        raise UTDStreamException.not_found(f"{identity!r} is not in room {room_name!r}")
 
 
 @dataclass
@@ -47,9 +55,7 @@ class Presence:
         self.present[identity] = name
 
     def require_present(self, identity: str) -> None:
-        check_identity(identity)
-        if identity not in self.present:
-            raise UTDStreamException.not_found(f"{identity!r} is not in room {self.room_name!r}")
+        require_present(self.present, identity, self.room_name)
 
     def require_host(self, actor: str) -> None:
         if actor != self.host:

@@ -78,6 +78,7 @@ class SeatRoom:
     def __init__(self, room_name: str, *, mode: UTDSeatMode = UTDSeatMode.FREE) -> None:
         self.presence = Presence(room_name)
         self.mode = mode
+        self.mode_id: str | None = None
         self.version = 0
         self._seat_machine = SEAT_TABLE.new_machine()
         self._speaker_machine = SPEAKER_TABLE.new_machine()
@@ -113,11 +114,16 @@ class SeatRoom:
         return self.leave(identity) + [ParticipantRemoved(self.room_name, identity, "banned")]
 
     # -- host set-up ----------------------------------------------------------------
-    def setup_seats(self, actor: str, *, seat_count: object = None, mode: object = None) -> list[Effect]:
-        """Host (re)configures the grid. Shrinking below an occupied seat is refused."""
+    def setup_seats(self, actor: str, *, seat_count: object = None, seat_mode: object = None,
+                    mode_id: str | None = None) -> list[Effect]:
+        """Host (re)configures the grid. Shrinking below an occupied seat is refused.
+
+        ``mode_id`` is the app's own name for the mode (the seed's ``modeId``, e.g.
+        ``"debate"``): kept and shown in the grid, never interpreted.
+        """
         self.presence.require_host(actor)
         count = len(self._seats) if seat_count is None else check_seat_count(seat_count)
-        new_mode = self.mode if mode is None else parse_seat_mode(mode)
+        new_mode = self.mode if seat_mode is None else parse_seat_mode(seat_mode)
         if count == 0:
             raise UTDStreamException.invalid("seat_count is required the first time",
                                              field="seat_count")
@@ -134,20 +140,22 @@ class SeatRoom:
         for index in range(len(self._seats), count):
             self._add_seat(index, SeatState.EMPTY)
         self.mode = new_mode
+        if mode_id is not None:
+            self.mode_id = mode_id or None
         self._bump()
         return []
 
     # -- speaking -------------------------------------------------------------------
-    def take_seat(self, actor: str, index: int | None = None) -> list[Effect]:
-        """``actor`` takes seat ``index`` (``None``: its invited seat, else the first free)."""
+    def take_seat(self, actor: str, seat_index: int | None = None) -> list[Effect]:
+        """``actor`` takes seat ``seat_index`` (``None``: its invited seat, else the first free)."""
         self.presence.require_present(actor)
         speaker = self._speakers.get(actor)
         state = speaker.state if speaker else SpeakerState.LISTENER
         actors = self.presence.actors(actor, actor)
         SPEAKER_TABLE.check(state, "take", actors=actors, conditions=self._conditions)
-        if index is None and speaker is not None and speaker.wanted_seat is not None:
-            index = speaker.wanted_seat
-        seat = self._free_seat(index)
+        if seat_index is None and speaker is not None and speaker.wanted_seat is not None:
+            seat_index = speaker.wanted_seat
+        seat = self._free_seat(seat_index)
         return self._seat(actor, seat, "take", actors)
 
     def leave_seat(self, actor: str) -> list[Effect]:
@@ -156,18 +164,20 @@ class SeatRoom:
     def kick_from_seat(self, actor: str, identity: str) -> list[Effect]:
         return self._unseat(actor, identity, "kick")
 
-    def request_to_speak(self, actor: str, index: int | None = None) -> UTDSpeakRequest:
+    def request_to_speak(self, actor: str, seat_index: int | None = None) -> list[Effect]:
+        """Request mode: ``actor`` asks to speak; the request (its id is the room version
+        it was made at) shows in the grid's ``requests``."""
         self.presence.require_present(actor)
-        if index is not None:
-            self._seat_at(index)
+        if seat_index is not None:
+            self._seat_at(seat_index)
         SPEAKER_TABLE.check(self._state(actor), "request", actors={Actor.SELF},
                             conditions=self._conditions)
         speaker = self._speaker(actor)
         SPEAKER_TABLE.fire(speaker, "request", actors={Actor.SELF}, conditions=self._conditions)
         self._bump()
         speaker.request_id = self.version  # versions never repeat, so neither do ids
-        speaker.wanted_seat = index
-        return UTDSpeakRequest(self.version, actor, index)
+        speaker.wanted_seat = seat_index
+        return []
 
     def cancel_speak_request(self, actor: str) -> list[Effect]:
         return self._simple(actor, actor, "cancel_request")
@@ -185,21 +195,21 @@ class SeatRoom:
         self.presence.require_host(actor)
         return self._simple(actor, self._request(request_id).identity, "deny")
 
-    def invite_to_speak(self, actor: str, identity: str, index: int | None = None) -> list[Effect]:
+    def invite_to_speak(self, actor: str, identity: str, seat_index: int | None = None) -> list[Effect]:
         self.presence.require_host(actor)
         self.presence.require_present(identity)
-        if index is not None:
-            self._seat_at(index)
+        if seat_index is not None:
+            self._seat_at(seat_index)
         effects = self._simple(actor, identity, "invite")
         speaker = self._speakers[identity]
-        speaker.wanted_seat, speaker.request_id = index, None
+        speaker.wanted_seat, speaker.request_id = seat_index, None
         return effects
 
     def decline_invite(self, actor: str) -> list[Effect]:
         return self._simple(actor, actor, "decline")
 
-    def move_seat(self, actor: str, index: int, identity: str | None = None) -> list[Effect]:
-        """Move ``identity`` (default: the actor) to empty seat ``index``."""
+    def move_seat(self, actor: str, seat_index: int, identity: str | None = None) -> list[Effect]:
+        """Move ``identity`` (default: the actor) to empty seat ``seat_index``."""
         identity = actor if identity is None else identity
         self.presence.require_present(identity)
         speaker = self._speakers.get(identity)
@@ -207,7 +217,7 @@ class SeatRoom:
         SPEAKER_TABLE.check(speaker.state if speaker else SpeakerState.LISTENER, "move",
                             actors=actors, conditions=self._conditions)
         assert speaker is not None and speaker.seat is not None
-        target = self._free_seat(index)
+        target = self._free_seat(seat_index)
         old = self._seats[speaker.seat]
         before = self.publish_sources(identity)
         SEAT_TABLE.fire(old, "vacate", actors=actors)
@@ -218,7 +228,7 @@ class SeatRoom:
         return self._publish_change(identity, before)
 
     # -- seats ----------------------------------------------------------------------
-    def lock_seat(self, actor: str, index: int, locked: bool = True) -> list[Effect]:
+    def lock_seat(self, actor: str, seat_index: int, locked: bool = True) -> list[Effect]:
         """Host locks a seat (its speaker goes back to listening); ``locked=False`` unlocks.
 
         One operation, as the engine port offers it (``lock_seat(..., locked=False)``).
@@ -226,7 +236,7 @@ class SeatRoom:
         self.presence.require_host(actor)
         if not isinstance(locked, bool):
             raise UTDStreamException.invalid("locked must be true or false", field="locked")
-        seat = self._seat_at(index)
+        seat = self._seat_at(seat_index)
         if not locked:
             SEAT_TABLE.fire(seat, "unlock", actors=_HOST_ONLY)
             self._bump()
@@ -239,12 +249,12 @@ class SeatRoom:
         self._bump()
         return effects
 
-    def mute_seat(self, actor: str, index: int, muted: bool = True) -> list[Effect]:
+    def mute_seat(self, actor: str, seat_index: int, muted: bool = True) -> list[Effect]:
         """Host mutes (or unmutes) a seat: its occupant's microphone grant follows."""
         self.presence.require_host(actor)
         if not isinstance(muted, bool):
             raise UTDStreamException.invalid("muted must be true or false", field="muted")
-        seat = self._seat_at(index)
+        seat = self._seat_at(seat_index)
         if seat.muted == muted:
             return []
         before = self.publish_sources(seat.occupant) if seat.occupant else _NOTHING
@@ -284,13 +294,14 @@ class SeatRoom:
         invites = {sp.identity: sp.wanted_seat for sp in self._speakers.values()
                    if sp.state is SpeakerState.INVITED}
         return UTDSeatGrid(self.room_name, self.host, self.mode, seats, requests, invites,
-                           self.version)
+                           self.version, self.mode_id)
 
     @classmethod
     def restore(cls, grid: UTDSeatGrid, present: dict[str, str | None] | None = None,
                 banned: set[str] | None = None) -> SeatRoom:
         """Rebuild from a snapshot (engine start-up, client mirror)."""
         room = cls(grid.room_name, mode=grid.mode)
+        room.mode_id = grid.mode_id
         room.presence.host = grid.host
         room.presence.present = dict(present or {})
         room.presence.banned = set(banned or ())

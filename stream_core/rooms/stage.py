@@ -108,6 +108,14 @@ class LiveStage:
     def publish_sources(self, identity: str) -> frozenset[str]:
         return STAGE_PUBLISH.get(self.state_of(identity), _NOTHING)
 
+    @staticmethod
+    def stage_publish_sources(stage: UTDStage, identity: str) -> frozenset[str]:
+        """What ``identity`` may publish per a snapshot, without rebuilding the stage."""
+        member = next((m for m in stage.members if m.identity == identity), None)
+        if member is None:
+            return _NOTHING
+        return STAGE_PUBLISH.get(StageState(member.role or StageState.ON_STAGE.value), _NOTHING)
+
     def snapshot(self) -> UTDStage:
         names = self.presence.present
         members = [

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from stream_core.models import UTDSeatGrid, UTDSeatMode, UTDSpeakRequest, UTDStreamType
+from stream_core import operations as ops
 from stream_core.observable import Observable
+from stream_core.operations import Operation
 from stream_core.ports import EnginePort, MediaPort
 from stream_core.rooms.seats import SeatRoom, parse_seat_mode
 from stream_core.sessions.base import UTDSession
@@ -35,74 +37,73 @@ class UTDAudioRoomSession(UTDSession):
                           mode_id: str | None = None) -> UTDSeatGrid:
         """Host: configure the grid (count 1..64, ``free`` or ``request``)."""
         mode = None if seat_mode is None else parse_seat_mode(seat_mode)
-        return await self._grid_op(self._engine_port.setup_seats, seat_count=seat_count,
-                                   seat_mode=mode, mode_id=mode_id)
+        return await self._grid_op(ops.SETUP_SEATS, seat_count=seat_count, seat_mode=mode,
+                                   mode_id=mode_id)
 
     async def get_seats(self) -> UTDSeatGrid:
         """Fetch the grid from the engine (pushes keep ``seats`` current anyway)."""
-        return await self._grid_op(self._engine_port.get_seats)
+        return await self._grid_op(ops.GET_SEATS)
 
     async def take_seat(self, index: int | None = None) -> None:
         """Take seat ``index`` (``None``: the seat invited to, else the first free one).
 
         Completes when seated and, unless the host muted the seat, the microphone is live.
         """
-        await self._grid_op(self._engine_port.take_seat, index)
+        await self._grid_op(ops.TAKE_SEAT, seat_index=index)
 
     async def leave_seat(self) -> None:
         """Back to listening: the engine revokes publish and the microphone stops."""
-        await self._grid_op(self._engine_port.leave_seat)
+        await self._grid_op(ops.LEAVE_SEAT)
 
     async def move_seat(self, index: int, identity: str | None = None) -> None:
         """Move to seat ``index`` (the host may move someone else)."""
-        await self._grid_op(self._engine_port.move_seat, index, identity)
+        await self._grid_op(ops.MOVE_SEAT, seat_index=index, identity=identity)
 
     async def request_to_speak(self, seat_index: int | None = None) -> UTDSpeakRequest:
         """Listener, request mode: ask to speak. The host approves by the returned id."""
-        request = await self._call(self._engine_port.request_to_speak, self._bearer,
-                                   self.room_name, seat_index)
+        request = await self._run(ops.REQUEST_TO_SPEAK, seat_index=seat_index)
         await self.get_seats()
         return request
 
     async def cancel_speak_request(self) -> None:
-        await self._grid_op(self._engine_port.cancel_speak_request)
+        await self._grid_op(ops.CANCEL_SPEAK_REQUEST)
 
     async def approve_speaker(self, request_id: int) -> None:
         """Host: approve a pending request; the requester is seated at once."""
-        await self._grid_op(self._engine_port.approve_speaker, request_id)
+        await self._grid_op(ops.APPROVE_SPEAKER, request_id=request_id)
 
     async def deny_speaker(self, request_id: int) -> None:
-        await self._grid_op(self._engine_port.deny_speaker, request_id)
+        await self._grid_op(ops.DENY_SPEAKER, request_id=request_id)
 
     async def invite_to_speak(self, identity: str, *, seat_index: int | None = None) -> None:
         """Host: invite a listener, optionally to a given seat; it takes the seat itself."""
-        await self._grid_op(self._engine_port.invite_to_speak, identity, seat_index)
+        await self._grid_op(ops.INVITE_TO_SPEAK, identity=identity, seat_index=seat_index)
 
     async def decline_invite(self) -> None:
-        await self._grid_op(self._engine_port.decline_invite)
+        await self._grid_op(ops.DECLINE_INVITE)
 
     async def kick_from_seat(self, identity: str) -> None:
-        await self._grid_op(self._engine_port.kick_from_seat, identity)
+        await self._grid_op(ops.KICK_FROM_SEAT, identity=identity)
 
     async def lock_seat(self, index: int, locked: bool = True) -> None:
         """Host: lock (an occupied seat's speaker goes back to listening) or unlock."""
-        await self._grid_op(self._engine_port.lock_seat, index, locked)
+        await self._grid_op(ops.LOCK_SEAT, seat_index=index, locked=locked)
 
     async def mute_seat(self, index: int, muted: bool = True) -> None:
         """Host: mute or unmute a seat; its speaker's microphone grant follows."""
-        await self._grid_op(self._engine_port.mute_seat, index, muted)
+        await self._grid_op(ops.MUTE_SEAT, seat_index=index, muted=muted)
 
     async def ban(self, identity: str) -> None:
         """Host: remove ``identity`` from the room and refuse its future joins."""
-        await self._call(self._engine_port.ban, self._bearer, self.room_name, identity)
+        await self._run(ops.BAN, identity=identity)
         await self.get_seats()
 
     # -- internals ------------------------------------------------------------------
     async def _first_state(self) -> None:
         await self.get_seats()
 
-    async def _grid_op(self, fn: Any, *args: Any, **kwargs: Any) -> UTDSeatGrid:
-        grid: UTDSeatGrid = await self._call(fn, self._bearer, self.room_name, *args, **kwargs)
+    async def _grid_op(self, op: Operation[UTDSeatGrid], **args: Any) -> UTDSeatGrid:
+        grid = await self._run(op, **args)
         self._apply_grid(grid)
         await self._follow_grants()
         return self.seats.value or grid

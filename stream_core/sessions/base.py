@@ -17,19 +17,19 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from stream_core.errors import UTDStreamException
 from stream_core.events import MediaEvent
 from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDStreamType, UTDTokenResponse
 from stream_core.observable import EventStream, Observable
+from stream_core.operations import Operation
 from stream_core.ports import EnginePort, MediaPort
 from stream_core.sessions.room import UTDRoom
 from stream_core.wire import RoomStateSchema, load
 
 __all__ = ["UTDSession", "UTDLocalParticipant", "DEFAULT_GRANT_TIMEOUT"]
 
-P = ParamSpec("P")
 R = TypeVar("R")
 _log = logging.getLogger(__name__)
 _STATE_SCHEMA = RoomStateSchema()
@@ -158,10 +158,13 @@ class UTDSession:
         await self.dispose()
 
     # -- for subclasses -------------------------------------------------------------
-    async def _call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run a synchronous engine call in a worker thread."""
+    async def _run(self, op: Operation[R], **args: Any) -> R:
+        """Run engine operation ``op`` with this session's bearer, in a worker thread (the
+        engine port is synchronous); ``room_name`` is this session's room unless given."""
         self._require_live()
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        if self._room_name is not None and "room_name" in op.path_params:
+            args.setdefault("room_name", self._room_name)
+        return await asyncio.to_thread(self._engine_port.run, op, self._bearer, **args)
 
     @property
     def _bearer(self) -> str:

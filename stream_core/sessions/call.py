@@ -12,6 +12,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from stream_core import operations as ops
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.models import UTDCall, UTDCallStatus, UTDStreamType
 from stream_core.observable import Observable
@@ -44,9 +45,8 @@ class UTDCallSession(UTDSession):
                     metadata: dict[str, Any] | None = None) -> UTDCall:
         """Caller: create the call (the engine rings the callee), join its room, publish."""
         self._require_idle()
-        call = await self._call(self._engine_port.create_call, self._bearer,
-                                callee_identity=callee_identity, type=self.type,
-                                callee_name=callee_name, metadata=metadata)
+        call = await self._run(ops.CREATE_CALL, callee_identity=callee_identity,
+                               type=self.type, callee_name=callee_name, metadata=metadata)
         self._follow(call)
         await self._join(call)
         return self.call.value or call
@@ -54,27 +54,27 @@ class UTDCallSession(UTDSession):
     async def accept(self, call_id: str) -> UTDCall:
         """Callee: accept the call, join its room and publish mic (and camera for video)."""
         self._require_idle(call_id)
-        call = await self._call(self._engine_port.accept_call, self._bearer, call_id)
+        call = await self._run(ops.ACCEPT_CALL, call_id=call_id)
         self._follow(call)
         await self._join(call)
         return self.call.value or call
 
     async def ringing(self, call_id: str) -> None:
         """Callee: tell the caller the call is ringing here."""
-        self._follow(await self._call(self._engine_port.call_ringing, self._bearer, call_id))
+        self._follow(await self._run(ops.CALL_RINGING, call_id=call_id))
 
     async def reject(self, call_id: str) -> None:
-        self._follow(await self._call(self._engine_port.reject_call, self._bearer, call_id))
+        self._follow(await self._run(ops.REJECT_CALL, call_id=call_id))
 
     async def busy(self, call_id: str) -> None:
-        self._follow(await self._call(self._engine_port.busy_call, self._bearer, call_id))
+        self._follow(await self._run(ops.BUSY_CALL, call_id=call_id))
 
     async def refresh(self) -> UTDCall | None:
         """Ask the engine for the current call (pushes reach only parties in the room)."""
         call_id = self.call_id.value
         if call_id is None:
             return None
-        self._follow(await self._call(self._engine_port.get_call, self._bearer, call_id))
+        self._follow(await self._run(ops.GET_CALL, call_id=call_id))
         await self._leave_if_over()
         return self.call.value
 
@@ -89,8 +89,7 @@ class UTDCallSession(UTDSession):
         if call is None:
             return
         if not noop_for(call, "end", self.identity):
-            self._follow(await self._call(self._engine_port.end_call, self._bearer,
-                                          call.call_id))
+            self._follow(await self._run(ops.END_CALL, call_id=call.call_id))
         await self.leave()
 
     # -- internals ------------------------------------------------------------------

@@ -12,7 +12,9 @@ from typing import Any
 
 from stream_core.machines.stage import StageState
 from stream_core.models import UTDStage, UTDStageMember, UTDStreamType
+from stream_core import operations as ops
 from stream_core.observable import Observable
+from stream_core.operations import Operation
 from stream_core.ports import EnginePort, MediaPort
 from stream_core.rooms.stage import LiveStage
 from stream_core.sessions.base import UTDSession
@@ -51,37 +53,37 @@ class UTDLiveStreamSession(UTDSession):
         await self._follow_grants()
 
     async def refresh_stage(self) -> None:
-        await self._stage_op(self._engine_port.get_stage)
+        await self._stage_op(ops.GET_STAGE)
 
     async def invite_to_stage(self, identity: str) -> None:
         """Host: promote a viewer to co-publish audio and video. No cap."""
-        await self._stage_op(self._engine_port.invite_to_stage, identity)
+        await self._stage_op(ops.INVITE_TO_STAGE, identity=identity)
 
     async def remove_from_stage(self, identity: str) -> None:
         """Host: send a co-publisher back to the audience."""
-        await self._stage_op(self._engine_port.remove_from_stage, identity)
+        await self._stage_op(ops.REMOVE_FROM_STAGE, identity=identity)
 
     async def request_stage(self) -> None:
         """Viewer: raise a hand; the host sees it in ``hands``."""
-        await self._stage_op(self._engine_port.request_stage)
+        await self._stage_op(ops.REQUEST_STAGE)
 
     async def lower_hand(self) -> None:
-        await self._stage_op(self._engine_port.lower_hand)
+        await self._stage_op(ops.LOWER_HAND)
 
     async def leave_stage(self) -> None:
         """Co-publisher: step down to viewer; camera and microphone stop."""
-        await self._stage_op(self._engine_port.leave_stage)
+        await self._stage_op(ops.LEAVE_STAGE)
 
     async def ban(self, identity: str) -> None:
-        await self._call(self._engine_port.ban, self._bearer, self.room_name, identity)
+        await self._run(ops.BAN, identity=identity)
         await self.refresh_stage()
 
     # -- internals ------------------------------------------------------------------
     async def _first_state(self) -> None:
         await self.refresh_stage()
 
-    async def _stage_op(self, fn: Any, *args: Any) -> None:
-        stage: UTDStage = await self._call(fn, self._bearer, self.room_name, *args)
+    async def _stage_op(self, op: Operation[UTDStage], **args: Any) -> None:
+        stage = await self._run(op, **args)
         self._apply_stage(stage)
         await self._follow_grants()
 

@@ -35,7 +35,7 @@ class World:
     def __init__(self) -> None:
         self.sfu = FakeSFU()
         self.hooks: list[Hook] = []
-        self.sfu.add_webhook(lambda *hook: self.hooks.append(hook))
+        self.sfu.add_webhook(lambda hook: self.hooks.append(tuple(hook)[:3]))
         self.peers: list[Peer] = []
 
     async def join(self, identity: str, permissions: UTDPermissions = LISTENER, *,

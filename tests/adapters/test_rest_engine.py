@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from adapters.rest.engine import RestEngine
+from stream_core import operations as ops
 from stream_core import UTDStreamException
 
 
@@ -72,7 +73,7 @@ def test_error_answers_map_to_utd_stream_exception(server):
                                            "message": "seat_index: too big",
                                            "field": "seat_index"}})]
     with pytest.raises(UTDStreamException) as info:
-        engine(url).take_seat("bearer", "r", 99)
+        engine(url).run(ops.TAKE_SEAT, "bearer", room_name="r", seat_index=99)
     exc = info.value
     assert (exc.status_code, exc.code, exc.field) == (422, "invalid_argument", "seat_index")
     assert exc.message == "seat_index: too big"
@@ -83,7 +84,7 @@ def test_429_is_retried_honouring_retry_after_then_succeeds(server):
     script.answers = [(429, {"Retry-After": "0"}, {"error": {"code": "rate_limited",
                                                               "message": "slow down"}}),
                       (200, {}, GRID)]
-    grid = engine(url).take_seat("bearer", "r", 0)  # a POST: retried only because of 429
+    grid = engine(url).run(ops.TAKE_SEAT, "bearer", room_name="r", seat_index=0)  # a POST: retried only because of 429
     assert grid.version == 3 and len(script.seen) == 2
 
 
@@ -92,7 +93,7 @@ def test_429_without_retries_reports_retry_after(server):
     script.answers = [(429, {"Retry-After": "7"}, {"error": {"code": "rate_limited",
                                                               "message": "slow down"}})]
     with pytest.raises(UTDStreamException) as info:
-        engine(url, retries=0).get_seats("bearer", "r")
+        engine(url, retries=0).run(ops.GET_SEATS, "bearer", room_name="r")
     assert info.value.is_rate_limited and info.value.retry_after == 7.0
 
 
@@ -100,11 +101,11 @@ def test_reads_retry_on_503_but_writes_do_not(server):
     url, script = server
     script.answers = [(503, {}, {"error": {"code": "unavailable", "message": "busy"}}),
                       (200, {}, GRID)]
-    assert engine(url).get_seats("bearer", "r").version == 3
+    assert engine(url).run(ops.GET_SEATS, "bearer", room_name="r").version == 3
     script.seen.clear()
     script.answers = [(503, {}, {"error": {"code": "unavailable", "message": "busy"}})]
     with pytest.raises(UTDStreamException) as info:
-        engine(url).take_seat("bearer", "r", 0)
+        engine(url).run(ops.TAKE_SEAT, "bearer", room_name="r", seat_index=0)
     assert info.value.status_code == 503 and len(script.seen) == 1
 
 
@@ -112,17 +113,18 @@ def test_malformed_answers_are_502(server):
     url, script = server
     script.answers = [(200, {}, {"room_name": "r"})]  # no mode
     with pytest.raises(UTDStreamException) as info:
-        engine(url).get_seats("bearer", "r")
+        engine(url).run(ops.GET_SEATS, "bearer", room_name="r")
     assert info.value.status_code == 502 and info.value.field == "mode"
     script.answers = [(200, {}, b"<html>")]
     with pytest.raises(UTDStreamException) as info:
-        engine(url).get_seats("bearer", "r")
+        engine(url).run(ops.GET_SEATS, "bearer", room_name="r")
     assert info.value.code == "bad_response"
 
 
 def test_unreachable_engine_is_unavailable():
     with pytest.raises(UTDStreamException) as info:
-        engine("http://127.0.0.1:9", retries=0, connect_timeout=0.5).get_seats("b", "r")
+        engine("http://127.0.0.1:9", retries=0, connect_timeout=0.5).run(
+            ops.GET_SEATS, "b", room_name="r")
     assert info.value.code == "unavailable" and info.value.status_code is None
 
 
@@ -134,7 +136,8 @@ def test_token_mints_go_to_the_token_url_and_secrets_stay_out_of_urls_and_logs(s
         rest = RestEngine(app_id="app", app_key="sekrit-app-key", base_url="http://127.0.0.1:9",
                           token_base_url=url)
         from stream_core import UTDStreamType
-        grant = rest.mint_token(identity="u", room_name="r", stream_type=UTDStreamType.AUDIO_ROOM)
+        grant = rest.run(ops.MINT_TOKEN, None, identity="u", room_name="r",
+                         stream_type=UTDStreamType.AUDIO_ROOM)
     method, path, headers, body = script.seen[0]
     assert (method, path) == ("POST", "/api/v1/token")
     assert json.loads(body)["app_key"] == "sekrit-app-key"
@@ -145,7 +148,20 @@ def test_token_mints_go_to_the_token_url_and_secrets_stay_out_of_urls_and_logs(s
 def test_bearer_travels_in_the_authorization_header(server):
     url, script = server
     script.answers = [(200, {}, GRID)]
-    engine(url).get_seats("my-bearer", "room with space")
+    engine(url).run(ops.GET_SEATS, "my-bearer", room_name="room with space")
     _, path, headers, _ = script.seen[0]
     assert path == "/api/v1/rooms/room%20with%20space/seats"
     assert headers["Authorization"] == "Bearer my-bearer"
+
+
+def test_every_operation_is_requested_at_its_rows_method_and_path(server):
+    """The client builds no URL of its own: each row's method and path, parameters filled."""
+    url, script = server
+    rest = engine(url, retries=0)
+    for op in ops.OPERATIONS:
+        script.answers = [(204, {}, b"")]
+        args = {p: f"{p}-x" for p in op.path_params}
+        rest.run(op, None if op.credentials is ops.Credentials.APP else "b", **args)
+        method, path, headers, body = script.seen[-1]
+        assert method == op.http, op
+        assert path.split("?")[0] == op.url.format_map({p: f"{p}-x" for p in op.path_params})

@@ -24,7 +24,7 @@ from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.machines.seat import SeatState
 from stream_core.machines.speaker import SpeakerState
 from stream_core.machines.stage import StageState
-from stream_core.models import UTDSeatMode
+from stream_core.models import UTDSeatMode, UTDSpeakRequest
 from stream_core.rooms import LiveStage, SeatRoom
 from stream_core.wire import SeatGridSchema, StageSchema, dump, load
 
@@ -34,6 +34,12 @@ NONE: frozenset[str] = frozenset()
 FREE, REQUEST = UTDSeatMode.FREE, UTDSeatMode.REQUEST
 L, R, I, S = (SpeakerState.LISTENER, SpeakerState.REQUESTING, SpeakerState.INVITED,
               SpeakerState.SPEAKER)
+
+
+def ask(room: SeatRoom, who: str, seat_index: int | None = None) -> UTDSpeakRequest:
+    """``who`` asks to speak; the request as the grid shows it (what the engine answers)."""
+    room.request_to_speak(who, seat_index)
+    return next(r for r in room.snapshot().requests if r.identity == who)
 
 
 def refused(room: Any, status: int, op: Callable[..., Any], *args: Any,
@@ -145,7 +151,7 @@ def test_taking_requires_presence() -> None:
 def test_request_mode_listeners_ask_and_host_approves() -> None:
     room = seat_room(REQUEST)
     refused(room, 409, room.take_seat, "ann")
-    req = room.request_to_speak("ann")
+    req = ask(room, "ann")
     assert (req.identity, req.seat_index) == ("ann", None)
     assert room.snapshot().requests == (req,) and room.state_of("ann") is R
     refused(room, 409, room.request_to_speak, "ann")  # one pending request
@@ -156,8 +162,8 @@ def test_request_mode_listeners_ask_and_host_approves() -> None:
 
 def test_request_for_a_seat_is_approved_into_it_or_the_first_free_one() -> None:
     room = seat_room(REQUEST)
-    a = room.request_to_speak("ann", 2)
-    b = room.request_to_speak("bob", 2)
+    a = ask(room, "ann", 2)
+    b = ask(room, "bob", 2)
     room.approve_speaker("h", a.request_id)
     room.approve_speaker("h", b.request_id)  # seat 2 went to ann: bob falls back to the first free
     assert occupants(room) == ["bob", None, "ann", None]
@@ -165,7 +171,7 @@ def test_request_for_a_seat_is_approved_into_it_or_the_first_free_one() -> None:
 
 def test_deny_and_cancel_return_to_listening() -> None:
     room = seat_room(REQUEST)
-    a = room.request_to_speak("ann")
+    a = ask(room, "ann")
     room.request_to_speak("bob")
     assert room.deny_speaker("h", a.request_id) == []
     assert room.cancel_speak_request("bob") == []
@@ -178,7 +184,7 @@ def test_request_refusals() -> None:
     free = seat_room(FREE)
     refused(free, 409, free.request_to_speak, "ann")  # request mode only
     room = seat_room(REQUEST)
-    req = room.request_to_speak("ann")
+    req = ask(room, "ann")
     refused(room, 403, room.approve_speaker, "bob", req.request_id)
     refused(room, 403, room.deny_speaker, "ann", req.request_id)
     refused(room, 404, room.approve_speaker, "h", 10_000)
@@ -343,7 +349,7 @@ def test_setup_grows_shrinks_and_switches_mode() -> None:
     room.take_seat("ann", 1)
     room.lock_seat("h", 3)
     refused(room, 409, room.setup_seats, "h", seat_count=1)  # ann sits on seat 1
-    room.setup_seats("h", seat_count=2, mode="request")
+    room.setup_seats("h", seat_count=2, seat_mode="request")
     grid = room.snapshot()
     assert grid.seat_count == 2 and grid.mode is REQUEST and grid.seat_of("ann") == 1
     room.setup_seats("h", seat_count=6)
@@ -352,7 +358,7 @@ def test_setup_grows_shrinks_and_switches_mode() -> None:
 
 def test_shrinking_forgets_wanted_seats_beyond_the_grid() -> None:
     room = seat_room(REQUEST, seats=4)
-    req = room.request_to_speak("ann", 3)
+    req = ask(room, "ann", 3)
     room.invite_to_speak("h", "bob", 2)
     room.setup_seats("h", seat_count=2)
     grid = room.snapshot()
@@ -374,8 +380,8 @@ def test_bad_seat_count_is_invalid(count: object) -> None:
 
 def test_bad_seat_mode_is_invalid() -> None:
     room = seat_room()
-    refused(room, 422, room.setup_seats, "h", mode="chaotic")
-    refused(room, 422, room.setup_seats, "h", seat_count=2, mode=3)
+    refused(room, 422, room.setup_seats, "h", seat_mode="chaotic")
+    refused(room, 422, room.setup_seats, "h", seat_count=2, seat_mode=3)
 
 
 @pytest.mark.parametrize("index", [-1, 4, 64, True, "1", 1.0])
@@ -422,7 +428,7 @@ def test_kick_of_an_empty_identity_is_invalid() -> None:
 
 def test_host_operations_are_refused_to_others() -> None:
     room = seat_room(REQUEST)
-    req = room.request_to_speak("ann")
+    req = ask(room, "ann")
     room.take_seat("h", 0)
     ops: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = [
         (room.setup_seats, ("bob",), {"seat_count": 2}),
@@ -615,7 +621,7 @@ class SeatRoomMachine(RuleBasedStateMachine):
         self.room.join("h", as_host=True)
         for who in PEOPLE[1:]:
             self.room.join(who)
-        self.room.setup_seats("h", seat_count=count, mode=mode)
+        self.room.setup_seats("h", seat_count=count, seat_mode=mode)
 
     def _do(self, op: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         before, version = self.room.snapshot(), self.room.version
@@ -700,7 +706,7 @@ class SeatRoomMachine(RuleBasedStateMachine):
     @rule(actor=actors, count=st.integers(min_value=0, max_value=5),
           mode=st.sampled_from([None, "free", "request"]))
     def setup(self, actor: str, count: int, mode: str | None) -> None:
-        self._do(self.room.setup_seats, actor, seat_count=count, mode=mode)
+        self._do(self.room.setup_seats, actor, seat_count=count, seat_mode=mode)
 
     @rule(who=people, back=st.booleans())
     def leave_room(self, who: str, back: bool) -> None:

@@ -37,7 +37,7 @@ import pytest
 import requests
 from livekit import rtc
 
-from stream_engine.bearer import identity_signature
+from stream_engine.bearers import identity_signature
 from stream_core.engine.settings import AppConfig
 from stream_engine.livekit_control import LiveKitControl
 from tests.support import require_livekit_binary

@@ -1,4 +1,4 @@
-"""The engine's auth matrix, over every privileged route of ``stream_engine.routes.ROUTES``.
+"""The engine's auth matrix, over every privileged route of ``stream_core.operations.ROUTES``.
 
 The route lists are derived from the table, so a new route is covered (or makes a test
 here fail until someone decides how it is guarded). Expected answers:
@@ -26,25 +26,29 @@ from typing import Any
 import pytest
 import requests
 
-from stream_engine.bearer import issue_bearer
-from stream_engine.routes import ROUTES, Route
+from stream_engine.bearers import issue_bearer
+from typing import Any as _Any
+
+from stream_core.operations import OPERATIONS as ROUTES, Credentials, Operation, Target
+
+Route = Operation[_Any]
 from stream_devstack.stack import LocalStack
 from tests.engine.stack_fixtures import API, Member, StackApi, assert_error, unique
 
 pytestmark = [pytest.mark.engine, pytest.mark.livekit]
 
-PRIVILEGED = [r for r in ROUTES if r.auth]
-PUBLIC = [r for r in ROUTES if not r.auth]
+PRIVILEGED = [r for r in ROUTES if (r.credentials is Credentials.BEARER)]
+PUBLIC = [r for r in ROUTES if r.credentials is Credentials.APP]
 #: Host-only routes are the ones the table documents as such.
 HOST_ONLY = [r for r in PRIVILEGED if r.summary.startswith("Host:")]
-ROOM_ROUTES = [r for r in PRIVILEGED if "{room_name}" in r.path]
-CALL_ROUTES = [r for r in PRIVILEGED if "{call_id}" in r.path]
+ROOM_ROUTES = [r for r in PRIVILEGED if "{room_name}" in r.url]
+CALL_ROUTES = [r for r in PRIVILEGED if "{call_id}" in r.url]
 #: Routes that address nothing but the caller's own identity (no path parameter).
-SELF_SCOPED = [r for r in PRIVILEGED if "{" not in r.path]
+SELF_SCOPED = [r for r in PRIVILEGED if "{" not in r.url]
 
 
 def _id(route: Route) -> str:
-    return f"{route.method} {route.path.removeprefix(API)}"
+    return f"{route.http} {route.url.removeprefix(API)}"
 
 
 # ----------------------------------------------------------------------------- the world
@@ -126,30 +130,30 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
 
 
 def body_for(route: Route, world: World) -> dict[str, Any] | None:
-    if route.method == "GET":
+    if route.http == "GET":
         return None
-    if route.op is not None:
-        if route.op not in BODIES:
-            pytest.fail(f"new room route {_id(route)}: add a valid body for {route.op!r}")
-        return BODIES[route.op](world)
-    if route.path == f"{API}/calls":
+    if route.target is Target.ROOM:
+        if route.name not in BODIES:
+            pytest.fail(f"new room route {_id(route)}: add a valid body for {route.name!r}")
+        return BODIES[route.name](world)
+    if route.url == f"{API}/calls":
         return {"callee_identity": unique("someone"), "type": "audio_call"}
     return {}
 
 
 def path_for(route: Route, world: World) -> str:
-    room = world.stage if "/stage" in route.path else world.audio
-    return route.path.format(room_name=room, call_id=world.call_id)
+    room = world.stage if "/stage" in route.url else world.audio
+    return route.url.format(room_name=room, call_id=world.call_id)
 
 
 def send(api: StackApi, route: Route, world: World, *, bearer: str | None = None,
          headers: dict[str, str] | None = None, body: Any = "valid") -> requests.Response:
     params = {"timeout": "0"} if route.query else None
     payload = body_for(route, world) if body == "valid" else body
-    if route.method == "GET":
+    if route.http == "GET":
         return api.request("GET", path_for(route, world), bearer=bearer, headers=headers,
                            params=params)
-    return api.request(route.method, path_for(route, world), bearer=bearer, headers=headers,
+    return api.request(route.http, path_for(route, world), bearer=bearer, headers=headers,
                        json=payload if payload is not None else {}, params=params)
 
 
@@ -170,7 +174,7 @@ def _state(api: StackApi, world: World) -> tuple[Any, ...]:
 
 def test_route_lists_are_derived_from_the_table() -> None:
     assert PRIVILEGED and HOST_ONLY and CALL_ROUTES and ROOM_ROUTES
-    assert {r.path for r in PUBLIC} == {f"{API}/token", f"{API}/auth"}
+    assert {r.url for r in PUBLIC} == {f"{API}/token", f"{API}/auth"}
     # every privileged route is either addressed (room/call, so cross-app and membership
     # apply) or scoped to the caller itself; a new kind of route must be thought about here
     assert set(map(_id, PRIVILEGED)) == set(map(_id, ROOM_ROUTES + CALL_ROUTES + SELF_SCOPED))
@@ -232,7 +236,7 @@ def test_valid_bearer_gets_through(api: StackApi, world: World) -> None:
 def test_other_apps_bearer_finds_nothing(api: StackApi, world: World, route: Route) -> None:
     """Same identity string, other app: the room / call simply does not exist there."""
     identity = world.caller if route in CALL_ROUTES else (
-        world.stage_host.identity if "/stage" in route.path else world.host.identity)
+        world.stage_host.identity if "/stage" in route.url else world.host.identity)
     foreign = api.bearer(identity, api.app("other"))
     before = _state(api, world)
     assert_error(send(api, route, world, bearer=foreign), (403, 404))
@@ -280,7 +284,7 @@ def test_non_party_of_a_call_gets_403(api: StackApi, world: World, route: Route)
 @pytest.mark.parametrize("route", HOST_ONLY, ids=_id)
 def test_non_host_on_host_only_route_gets_403(api: StackApi, world: World,
                                               route: Route) -> None:
-    actor = world.viewer if "/stage" in route.path else world.listener
+    actor = world.viewer if "/stage" in route.url else world.listener
     before = _state(api, world)
     assert_error(send(api, route, world, bearer=actor.bearer), 403, "forbidden")
     assert _state(api, world) == before
@@ -290,7 +294,7 @@ def test_non_host_on_host_only_route_gets_403(api: StackApi, world: World,
 def test_host_may_do_what_a_non_host_may_not(api: StackApi, route: Route) -> None:
     """The control for the 403s: the same request from the host succeeds (fresh world)."""
     world = build_world(api)
-    host = world.stage_host if "/stage" in route.path else world.host
+    host = world.stage_host if "/stage" in route.url else world.host
     answer = send(api, route, world, bearer=host.bearer)
     assert answer.status_code == 200, answer.text
 
@@ -335,13 +339,13 @@ def test_wrong_app_key_is_401(api: StackApi, route: Route, case: str) -> None:
                        "other app's key": (main.app_id, other.app_key)}[case]
     body = {"app_id": app_id, "app_key": app_key, "identity": unique("who"),
             "room_name": unique("room"), "stream_type": "audio_room"}
-    assert_error(api.post(route.path, body), 401, "unauthenticated")
+    assert_error(api.post(route.url, body), 401, "unauthenticated")
 
 
 @pytest.mark.parametrize("route", PUBLIC, ids=_id)
 def test_missing_app_key_names_the_field(api: StackApi, route: Route) -> None:
     body = {"app_id": api.main.app_id, "identity": unique("who")}
-    error = assert_error(api.post(route.path, body), (400, 422))
+    error = assert_error(api.post(route.url, body), (400, 422))
     assert error.get("field") == "app_key"
 
 
@@ -355,8 +359,8 @@ def test_error_messages_never_echo_the_key(api: StackApi) -> None:
 
 def test_host_only_routes_match_the_documented_set() -> None:
     """Spelled out once, so a route that silently stops being host-only is noticed."""
-    ops = {r.op for r in HOST_ONLY}
+    ops = {r.name for r in HOST_ONLY}
     assert ops == {"invite_to_stage", "remove_from_stage", "setup_seats", "approve_speaker",
                    "deny_speaker", "invite_to_speak", "kick_from_seat", "lock_seat",
                    "mute_seat", "ban"}
-    assert all(re.search(r"{room_name}", r.path) for r in HOST_ONLY)
+    assert all(re.search(r"{room_name}", r.url) for r in HOST_ONLY)

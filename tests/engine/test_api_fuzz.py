@@ -126,7 +126,7 @@ def _with_credentials(target: Target) -> Any:
 def test_fuzz_operation(target: Target, label: str, mode: GenerationMode) -> None:
     assert time.monotonic() - target.started < BUDGET, "fuzzing is over its time budget"
     operation = target.schema.find_operation_by_label(label)
-    assert operation is not None, f"{label} is in stream_engine.routes but not in the served document"
+    assert operation is not None, f"{label} is in stream_core.operations but not in the served document"
     path = label.split(" ", 1)[1]
     strategies = [operation.as_strategy(mode)]
     real = _real_paths(target, path)

@@ -18,9 +18,13 @@ import requests
 from livekit import api as lk_api
 from marshmallow import Schema, fields, validate
 
-from stream_engine.bearer import identity_signature
+from stream_engine.bearers import identity_signature
 from stream_engine.openapi import build_openapi
-from stream_engine.routes import ROUTES, Route
+from typing import Any as _Any
+
+from stream_core.operations import OPERATIONS as ROUTES, Credentials, Operation, Target
+
+Route = Operation[_Any]
 from stream_devstack.stack import LocalStack
 from tests.engine.stack_fixtures import (
     API, QUICK_RATE, StackApi, assert_error, find_secrets, secrets_of, unique,
@@ -33,7 +37,7 @@ WITH_BODY = [r for r in ROUTES if r.request is not None]
 
 
 def _id(route: Route) -> str:
-    return f"{route.method} {route.path.removeprefix(API)}"
+    return f"{route.http} {route.url.removeprefix(API)}"
 
 
 # ----------------------------------------------------------------------------- rate limits
@@ -156,9 +160,9 @@ def test_openapi_document_describes_every_route() -> None:
                                                               "scheme": "bearer"}
     ids = []
     for route in ROUTES:
-        op = doc["paths"][route.path][route.method.lower()]
+        op = doc["paths"][route.url][route.http.lower()]
         ids.append(op["operationId"])
-        assert ("security" in op) is route.auth, _id(route)
+        assert ("security" in op) is (route.credentials is Credentials.BEARER), _id(route)
         assert "200" in op["responses"]
         for status in ("400", "401", "422", "429"):
             ref = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
@@ -166,7 +170,7 @@ def test_openapi_document_describes_every_route() -> None:
         if route.request is not None:
             assert "application/json" in op["requestBody"]["content"]
         params = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
-        assert params == set(re.findall(r"{(\w+)}", route.path)), _id(route)
+        assert params == set(re.findall(r"{(\w+)}", route.url)), _id(route)
     assert len(ids) == len(set(ids)) == len(ROUTES)
     refs = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(doc)))
     assert refs <= set(doc["components"]["schemas"]), refs - set(doc["components"]["schemas"])
@@ -220,8 +224,8 @@ def actor(api: StackApi) -> str:
 
 
 def _send(api: StackApi, route: Route, bearer: str, **kwargs: Any) -> requests.Response:
-    path = route.path.format(room_name="no-such-room", call_id="no-such-call")
-    return api.request(route.method, path, bearer=bearer if route.auth else None, **kwargs)
+    path = route.url.format(room_name="no-such-room", call_id="no-such-call")
+    return api.request(route.http, path, bearer=bearer if (route.credentials is Credentials.BEARER) else None, **kwargs)
 
 
 FIELD_CASES = [(route, name) for route in WITH_BODY for name in _loadable(route.request())]

@@ -26,7 +26,11 @@ import pytest
 import requests
 
 from stream_engine.config import AppConfig, EngineConfig
-from stream_engine.service import Caller, EngineService
+from stream_core import operations as ops
+from stream_core.engine.service import Caller, EngineService
+from stream_core.errors import ErrorCode, UTDStreamException
+from stream_core.ports import MediaParticipant
+from stream_engine.bearers import JwtBearers
 from stream_devstack.stack import LocalStack, free_port
 from stream_engine.store import Store
 from stream_core.models import UTDStreamType
@@ -361,21 +365,30 @@ def test_ring_deadline_survives_a_crash(db_api: StackApi, db_stack: LocalStack) 
 
 
 class NullLiveKit:
-    """A LiveKit that is always there and does nothing (the service only awaits it)."""
+    """A LiveKit that is always there and does nothing (a ControlPort the service awaits)."""
 
-    async def create_room(self, *args: Any, **kwargs: Any) -> None:
+    client_url = "ws://nowhere"
+
+    async def mint_token(self, *, identity: str, room: str, name: str | None,
+                         sources: frozenset[str], ttl: float) -> str:
+        return f"token-{identity}"
+
+    async def create_room(self, name: str, **kwargs: Any) -> None:
         return None
 
-    async def delete_room(self, *args: Any, **kwargs: Any) -> None:
+    async def close_room(self, room: str) -> None:
         return None
 
-    async def set_room_metadata(self, *args: Any, **kwargs: Any) -> None:
+    async def push_state(self, room: str, state: str) -> None:
         return None
 
-    async def update_permissions(self, *args: Any, **kwargs: Any) -> None:
+    async def set_permissions(self, room: str, identity: str, sources: frozenset[str]) -> None:
         return None
 
-    async def remove_participant(self, *args: Any, **kwargs: Any) -> None:
+    async def remove_participant(self, room: str, identity: str) -> None:
+        return None
+
+    async def get_participant(self, room: str, identity: str) -> MediaParticipant | None:
         return None
 
     async def aclose(self) -> None:
@@ -391,13 +404,12 @@ class RecordingLiveKit(NullLiveKit):
         self.hold: asyncio.Event | None = None
         self.holding = asyncio.Event()
 
-    async def update_permissions(self, room: str, identity: str, *, can_publish: bool,
-                                 sources: list[str]) -> None:
+    async def set_permissions(self, room: str, identity: str, sources: frozenset[str]) -> None:
         if self.hold is not None:
             gate, self.hold = self.hold, None
             self.holding.set()
             await gate.wait()
-        self.grants[identity] = (can_publish, tuple(sources))
+        self.grants[identity] = (bool(sources), tuple(sorted(sources)))
 
 
 class HookedStore(Store):
@@ -415,7 +427,8 @@ class HookedStore(Store):
             hook()
         if self.failures.get(name):
             self.failures[name] -= 1
-            raise OSError(f"{name}: the database is unreachable (simulated)")
+            raise UTDStreamException(f"{name}: the database is unreachable (simulated)",
+                                     status_code=503, code=ErrorCode.UNAVAILABLE)
         return answer
 
     def incoming_calls(self, app_id: str, callee: str) -> Any:
@@ -441,7 +454,8 @@ def service(tmp_path: Any, livekit: RecordingLiveKit) -> Iterator[EngineService]
     config = EngineConfig(state_dir=tmp_path, apps=[APP], signing_secret="s" * 32,
                           livekit_api_secret="l" * 32, ring_timeout=0.5)
     store = HookedStore(f"sqlite:///{tmp_path / 'engine.db'}")
-    yield EngineService(config, store, livekit)  # type: ignore[arg-type]
+    yield EngineService(config.service_settings(), store, livekit,
+                        JwtBearers(config.signing_secret, ttl=config.bearer_ttl))
     store.close()
 
 
@@ -449,7 +463,7 @@ async def _admit(service: EngineService, identity: str, room: str, **extra: Any)
     body = load(TokenRequestSchema(), {"app_id": APP.app_id, "app_key": APP.app_key,
                                        "identity": identity, "room_name": room,
                                        "stream_type": "audio_room", **extra})
-    await service.mint_token(body)
+    await service.mint_token(**body)
     return Caller(APP.app_id, identity)
 
 
@@ -457,8 +471,8 @@ def _call_from(service: EngineService, loop: Any, caller: str, callee: str) -> C
     """Create a call from a worker thread, waiting until the service has fully handled it."""
     def create() -> None:
         asyncio.run_coroutine_threadsafe(service.create_call(
-            Caller(APP.app_id, caller),
-            {"callee_identity": callee, "type": UTDStreamType.AUDIO_CALL}), loop).result(10)
+            Caller(APP.app_id, caller), callee_identity=callee,
+            type=UTDStreamType.AUDIO_CALL), loop).result(10)
     return create
 
 
@@ -481,7 +495,7 @@ async def test_long_poll_sees_a_call_created_while_it_was_looking(
     store.after["incoming_calls"] = _call_from(service, asyncio.get_running_loop(),
                                                "alice", "bob")
     call = await asyncio.wait_for(
-        service.next_incoming_call(Caller(APP.app_id, "bob"), timeout=3.0), 10)
+        service.wait_incoming_call(Caller(APP.app_id, "bob"), timeout=3.0), 10)
     assert call is not None and call.caller_identity == "alice"
 
 
@@ -515,8 +529,8 @@ async def test_ring_timer_survives_a_database_error(service: EngineService) -> N
     assert isinstance(store, HookedStore)
     timer = asyncio.create_task(service.run_ring_timer())
     try:
-        call = await service.create_call(Caller(APP.app_id, "erin"), {
-            "callee_identity": "frank", "type": UTDStreamType.AUDIO_CALL})
+        call = await service.create_call(Caller(APP.app_id, "erin"), callee_identity="frank",
+                                         type=UTDStreamType.AUDIO_CALL)
         store.failures["due_calls"] = 1  # the timer's first look at due calls fails
         assert await _missed(store, call.call_id, within=8.0), "the timer died"
         assert not timer.done()
@@ -532,15 +546,17 @@ async def test_grants_reach_livekit_in_commit_order(service: EngineService,
     commits. LiveKit must end up with what the database says (unmuted: the microphone)."""
     host = await _admit(service, "hank", "grid", role="host", seat_count=2)
     sam = await _admit(service, "sam", "grid")
-    await service.room_op(sam, "grid", "take_seat", 1)
+    await service.room_op(ops.TAKE_SEAT, sam, "grid", seat_index=1)
     assert livekit.grants["sam"] == (True, ("microphone",))
     gate = livekit.hold = asyncio.Event()
-    mute = asyncio.create_task(service.room_op(host, "grid", "mute_seat", 1, True))
+    mute = asyncio.create_task(service.room_op(ops.MUTE_SEAT, host, "grid", seat_index=1,
+                                               muted=True))
     await asyncio.wait_for(livekit.holding.wait(), 10)  # the revoke is in flight
-    unmute = asyncio.create_task(service.room_op(host, "grid", "mute_seat", 1, False))
+    unmute = asyncio.create_task(service.room_op(ops.MUTE_SEAT, host, "grid", seat_index=1,
+                                                 muted=False))
     await asyncio.wait({unmute}, timeout=0.5)  # time for the unmute to overtake, if it can
     gate.set()
     await asyncio.wait_for(asyncio.gather(mute, unmute), 10)
-    grid = await service.room_op(sam, "grid", "get_seats")
+    grid = await service.room_op(ops.GET_SEATS, sam, "grid")
     assert grid.seats[1].muted is False
     assert livekit.grants["sam"] == (True, ("microphone",))

@@ -8,10 +8,16 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.exc import OperationalError
 
+from stream_core import UTDStreamType
+from stream_core import operations as ops
+from stream_core.engine.service import Caller, EngineService
+from stream_core.ports import MediaParticipant
+from stream_engine.bearers import JwtBearers
 from stream_engine.config import AppConfig, EngineConfig
 from stream_engine.http import create_app
 from stream_engine.store import Store
 from tests.engine.stack_fixtures import StackApi, connected, wait_until
+from tests.engine.test_api_races import NullLiveKit
 
 pytestmark = [pytest.mark.livekit, pytest.mark.engine]
 
@@ -34,12 +40,15 @@ async def test_a_database_outage_is_503_with_retry_after(tmp_path: Any, mocker: 
     config = EngineConfig(state_dir=tmp_path, apps=[AppConfig("a", "k")],
                           signing_secret="s" * 32)
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    client = TestClient(TestServer(create_app(config, store=store)))
+    client = TestClient(TestServer(create_app(config, store=store,
+                                              control_factory=NullLiveKit)))
     await client.start_server()
     try:
-        # the outermost seam: the database driver refuses every statement
-        mocker.patch.object(store, "mutate_room",
+        # the outermost seam: the database driver refuses every connection
+        mocker.patch.object(store.engine, "connect",
                             side_effect=OperationalError("SELECT", {}, Exception("gone")))
+        mocker.patch.object(store.engine, "begin",
+                            side_effect=OperationalError("BEGIN", {}, Exception("gone")))
         response = await client.post("/api/v1/token", json={
             "app_id": "a", "app_key": "k", "identity": "u", "room_name": "r",
             "stream_type": "audio_room"})
@@ -51,44 +60,38 @@ async def test_a_database_outage_is_503_with_retry_after(tmp_path: Any, mocker: 
         store.close()
 
 
-class _Control:
-    """LiveKit as the engine's outermost seam: answers ``list_participants`` as told and
-    accepts everything else."""
+class _Control(NullLiveKit):
+    """LiveKit as the engine's outermost seam: answers ``get_participant`` as told."""
 
     def __init__(self) -> None:
-        self.listed: list[Any] = []
+        self.present: MediaParticipant | None = None
 
-    async def list_participants(self, room: str) -> list[Any]:
-        return self.listed
-
-    def __getattr__(self, name: str) -> Any:
-        async def accept(*args: Any, **kwargs: Any) -> None:
-            return None
-        return accept
+    async def get_participant(self, room: str, identity: str) -> MediaParticipant | None:
+        return self.present if self.present and self.present.identity == identity else None
 
 
-@pytest.mark.parametrize("listed_sid,freed", [("PA_left", True), ("PA_new", False)])
+@pytest.mark.parametrize("present_sid,freed", [(None, True), ("PA_left", True),
+                                               ("PA_new", False)])
 async def test_a_leave_frees_the_seat_unless_another_connection_replaced_it(
-        tmp_path: Any, listed_sid: str, freed: bool) -> None:
-    from stream_engine.livekit_control import ParticipantSummary
-    from stream_engine.service import Caller, EngineService
-    from stream_core import UTDStreamType
-
+        tmp_path: Any, present_sid: str | None, freed: bool) -> None:
     config = EngineConfig(state_dir=tmp_path, apps=[AppConfig("a", "k")],
                           signing_secret="s" * 32, livekit_api_secret="l" * 32)
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
     control = _Control()
-    service = EngineService(config, store, control)  # type: ignore[arg-type]
+    service = EngineService(config.service_settings(), store, control,
+                            JwtBearers(config.signing_secret, ttl=60))
     try:
         base = {"app_id": "a", "app_key": "k", "room_name": "r",
                 "stream_type": UTDStreamType.AUDIO_ROOM}
-        await service.mint_token({**base, "identity": "h", "role": "host", "seat_count": 2})
-        await service.mint_token({**base, "identity": "g"})
-        await service.room_op(Caller("a", "g"), "r", "take_seat", 0)
-        # LiveKit may still list the leaving connection itself for a moment
-        control.listed = [ParticipantSummary("g", True, ["microphone"], [], sid=listed_sid)]
+        await service.mint_token(**base, identity="h", role="host", seat_count=2)
+        await service.mint_token(**base, identity="g")
+        await service.room_op(ops.TAKE_SEAT, Caller("a", "g"), "r", seat_index=0)
+        # LiveKit may still report the leaving connection itself for a moment
+        if present_sid is not None:
+            control.present = MediaParticipant("g", present_sid, True,
+                                               frozenset({"microphone"}))
         await service.participant_left("a__r", "g", sid="PA_left")
-        grid = await service.room_op(Caller("a", "h"), "r", "get_seats")
+        grid = await service.room_op(ops.GET_SEATS, Caller("a", "h"), "r")
         assert (grid.seat_of("g") is None) is freed
     finally:
         store.close()

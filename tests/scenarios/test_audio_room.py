@@ -142,12 +142,12 @@ async def test_ban_removes_and_refuses_rejoin(make_client, sfu):
         await eve.dispose()
 
 
-async def test_dropped_speaker_loses_seat_through_webhook(make_client, sfu):
+async def test_dropped_speaker_loses_seat_through_webhook(make_client, sfu, engine):
     host = await make_client().join_audio_room("host", "drop", as_host=True, seat_count=2)
     fred = await make_client().join_audio_room("fred", "drop")
     try:
         await fred.take_seat(1)
-        sfu.drop("drop", "fred")
+        sfu.drop(engine.media_room("drop"), "fred")
         await host.seats.wait_for(lambda g: g is not None and g.seat_of("fred") is None, TIMEOUT)
     finally:
         await host.dispose()

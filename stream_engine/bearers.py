@@ -6,15 +6,18 @@ instance can verify them and the acting identity always comes from here, never a
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import jwt
 
+from stream_core.engine.identity import check_signature, identity_signature
 from stream_core.errors import UTDStreamException
+from stream_core.ports import BearerPort
 
-__all__ = ["issue_bearer", "verify_bearer", "identity_signature", "check_signature"]
+__all__ = ["JwtBearers", "issue_bearer", "verify_bearer", "identity_signature",
+           "check_signature"]
 
 _AUDIENCE = "utd-stream-engine"
 
@@ -41,15 +44,23 @@ def verify_bearer(secret: str, token: str | None) -> tuple[str, str]:
     return str(claims["app"]), str(claims["sub"])
 
 
-def identity_signature(server_secret: str, identity: str) -> str:
-    """What an app's own backend sends to vouch for ``identity``: hex HMAC-SHA256."""
-    return hmac.new(server_secret.encode(), identity.encode(), hashlib.sha256).hexdigest()
+class JwtBearers:
+    """The :class:`~stream_core.ports.BearerPort` of the reference server."""
+
+    def __init__(self, secret: str, *, ttl: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._secret, self._ttl, self._clock = secret, ttl, clock
+
+    def issue(self, app_id: str, identity: str) -> str:
+        return issue_bearer(self._secret, app_id=app_id, identity=identity, ttl=self._ttl,
+                            now=self._clock())
+
+    def verify(self, token: str | None) -> tuple[str, str]:
+        return verify_bearer(self._secret, token)
+
+    def __repr__(self) -> str:
+        return f"<JwtBearers ttl={self._ttl:g}s>"
 
 
-def check_signature(server_secret: str | None, identity: str, signature: str | None) -> None:
-    """With a server secret configured, a mint needs the app backend's signature (403)."""
-    if server_secret is None:
-        return
-    expected = identity_signature(server_secret, identity)
-    if not signature or not hmac.compare_digest(expected, signature):
-        raise UTDStreamException.forbidden("identity signature missing or wrong for this app")
+if TYPE_CHECKING:
+    _: type[BearerPort] = JwtBearers

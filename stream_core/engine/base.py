@@ -1,0 +1,136 @@
+"""What every part of the engine service shares: its ports, who is calling, and LiveKit.
+
+The order of every change, in every part: (1) the acting identity comes from the bearer
+(or the app's credentials); (2) the core decides (a ``UTDStreamException`` changes
+nothing); (3) the store commits; (4) the effects and the room's new state go to the media
+server through the :class:`~stream_core.ports.ControlPort`, while the room's lock is held
+so that the media server sees one room's changes in commit order.
+
+A media-server failure after the commit does not undo it: the database is the truth and
+the next change pushes the whole state again. Only the failures a control port is
+expected to report are tolerated quietly (``not_found``: the participant or room is
+already gone; ``unavailable``: logged as a warning); anything else is logged with its
+cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from stream_core.effects import Effect, ParticipantRemoved, PublishChanged, RoomClosed
+from stream_core.engine.locks import KeyedLocks
+from stream_core.engine.ratelimit import RateLimiter
+from stream_core.engine.settings import AppConfig, ServiceSettings
+from stream_core.errors import ErrorCode, UTDStreamException
+from stream_core.models import UTDCall
+from stream_core.ports import BearerPort, ControlPort, StorePort
+from stream_core.rooms import Room, call_state, room_state
+from stream_core.wire import RoomStateSchema, dump
+
+__all__ = ["Caller", "ServiceBase", "livekit_room_name", "state_json", "call_state_json"]
+
+_log = logging.getLogger("utd_stream.engine")
+_STATE = RoomStateSchema()
+T = TypeVar("T")
+
+
+class Caller:
+    """Who is calling: the app and identity proven by the bearer."""
+
+    __slots__ = ("app_id", "identity")
+
+    def __init__(self, app_id: str, identity: str) -> None:
+        self.app_id, self.identity = app_id, identity
+
+    def __repr__(self) -> str:
+        return f"<Caller {self.app_id}/{self.identity}>"
+
+
+def livekit_room_name(app_id: str, room_name: str) -> str:
+    """The media server's name for an app's room (calls use ``call-<id>`` room names)."""
+    return f"{app_id}__{room_name}"
+
+
+def state_json(room: Room) -> str:
+    """The room's state document, made inside the transaction that committed it."""
+    return json.dumps(dump(_STATE, room_state(room)))
+
+
+def call_state_json(call: UTDCall, version: int) -> str:
+    return json.dumps(dump(_STATE, call_state(call, version)))
+
+
+_EFFECTS: dict[type[Any], Callable[[ControlPort, str, Any], Awaitable[None]]] = {
+    PublishChanged: lambda c, room, e: c.set_permissions(room, e.identity, e.after),
+    ParticipantRemoved: lambda c, room, e: c.remove_participant(room, e.identity),
+    RoomClosed: lambda c, room, e: c.close_room(room),
+}
+
+
+class ServiceBase:
+    """The ports, settings, limits and room locks every part of the service uses."""
+
+    def __init__(self, settings: ServiceSettings, store: StorePort, control: ControlPort,
+                 bearers: BearerPort, *, clock: Callable[[], float] = time.time,
+                 limiter: RateLimiter | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.control = control
+        self.bearers = bearers
+        self._clock = clock
+        self._limiter = limiter or RateLimiter(
+            {"token": settings.token_limit, "mutate": settings.mutate_limit})
+        self._locks = KeyedLocks()
+
+    # -- who is calling -------------------------------------------------------------
+    def caller(self, bearer: str | None) -> Caller:
+        """The caller a bearer proves (401 if it proves nothing, or its app is gone)."""
+        app_id, identity = self.bearers.verify(bearer)
+        if self.settings.app(app_id) is None:
+            raise UTDStreamException.unauthenticated("the bearer's app no longer exists")
+        return Caller(app_id, identity)
+
+    def _app(self, app_id: str, app_key: str) -> AppConfig:
+        app = self.settings.app(app_id)
+        if app is None or not hmac.compare_digest(app.app_key.encode(), app_key.encode()):
+            raise UTDStreamException.unauthenticated("unknown app_id or wrong app_key")
+        return app
+
+    def _limit(self, kind: str, app_id: str, identity: str) -> None:
+        retry_after = self._limiter.check(kind, app_id, identity)
+        if retry_after is not None:
+            raise UTDStreamException.rate_limited(retry_after)
+
+    # -- the store, off the event loop ------------------------------------------------
+    async def _store(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+    # -- the media server -----------------------------------------------------------
+    async def _tell(self, lk_room: str, effects: Sequence[Effect]) -> None:
+        """Carry out the core's effects on the media server, in order."""
+        for effect in effects:
+            await self._media(type(effect).__name__, _EFFECTS[type(effect)](
+                self.control, lk_room, effect))
+
+    async def _push(self, lk_room: str, state: str) -> None:
+        await self._media("push state", self.control.push_state(lk_room, state))
+
+    async def _media(self, what: str, op: Awaitable[T]) -> T | None:
+        """Await one control call; tolerate exactly what a control port may report."""
+        try:
+            return await op
+        except UTDStreamException as exc:
+            if exc.code == ErrorCode.NOT_FOUND:
+                return None  # the participant or room is not (or no longer) there
+            if exc.code == ErrorCode.UNAVAILABLE:
+                _log.warning("media server unavailable for %s: %s", what, exc.message)
+                return None
+            _log.error("media server refused %s: %s (%s)", what, exc.message, exc.code,
+                       exc_info=exc)
+            return None

@@ -1,0 +1,126 @@
+"""The engine service's rooms: tokens, bearers, and every room operation of the table.
+
+A room operation (a ``Target.ROOM`` row of :mod:`stream_core.operations`) runs the room
+method of the same name with the acting identity first; every such method returns the
+effects of the change, and the answer is the room's new snapshot (or what the row's
+``answer`` picks from it). Reads answer from the committed snapshot without a lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream_core.effects import Effect
+from stream_core.engine.base import Caller, ServiceBase, livekit_room_name, state_json
+from stream_core.engine.identity import check_signature
+from stream_core.errors import UTDStreamException
+from stream_core.models import UTDSeatMode, UTDStreamType, UTDTokenResponse
+from stream_core.operations import Operation
+from stream_core.ports import RoomView
+from stream_core.rooms import Room, admit, check_identity, new_room, room_type
+from stream_core.rooms.hosting import room_class, snapshot_type
+from stream_core.rooms.presence import require_present
+
+__all__ = ["RoomService"]
+
+
+class RoomService(ServiceBase):
+    """Joining rooms and changing them."""
+
+    async def authenticate(self, *, app_id: str, app_key: str, identity: str,
+                           name: str | None = None, device_id: str | None = None,
+                           signature: str | None = None) -> str:
+        """A room-less bearer (for calls)."""
+        app = self._app(app_id, app_key)
+        check_identity(identity)
+        check_signature(app.server_secret, identity, signature)
+        self._limit("token", app.app_id, identity)
+        return self.bearers.issue(app.app_id, identity)
+
+    async def mint_token(self, *, app_id: str, app_key: str, identity: str,
+                         room_name: str | None = None,
+                         stream_type: UTDStreamType | None = None, role: str = "audience",
+                         name: str | None = None, device_id: str | None = None,
+                         seat_count: int | None = None, seat_mode: UTDSeatMode | None = None,
+                         signature: str | None = None) -> UTDTokenResponse:
+        """Admit ``identity`` to a room (creating it) and mint its media token and bearer."""
+        app = self._app(app_id, app_key)
+        check_identity(identity)
+        check_signature(app.server_secret, identity, signature)
+        self._limit("token", app.app_id, identity)
+        if room_name is None or stream_type is None:
+            raise UTDStreamException.invalid(
+                "room_name and stream_type are required for a room token (use /auth for a "
+                "bearer only)", field="room_name" if room_name is None else "stream_type")
+        check_identity(room_name, "room_name")
+        lk_name = livekit_room_name(app.app_id, room_name)
+        kind = stream_type
+
+        def change(room: Room | None) -> tuple[Room, tuple[list[Effect], frozenset[str], str,
+                                                          bool, bool]]:
+            fresh = room is None
+            room = room or new_room(kind, room_name)
+            before = room.version
+            effects = admit(room, identity, stream_type=kind, as_host=role == "host",
+                            name=name, seat_count=seat_count, seat_mode=seat_mode)
+            return room, (effects, room.publish_sources(identity), state_json(room), fresh,
+                          room.version != before)
+
+        async with self._locks.hold((app.app_id, room_name)):
+            effects, sources, state, fresh, changed = await self._store(
+                self.store.mutate_room, app.app_id, room_name, lk_name, change)
+            # A plain listener's join changes no state: nothing to tell the media server.
+            if fresh:
+                await self._media("create room", self.control.create_room(lk_name,
+                                                                          metadata=state))
+            await self._tell(lk_name, effects)
+            if fresh or changed:
+                await self._push(lk_name, state)
+        token = await self.control.mint_token(identity=identity, room=lk_name, name=name,
+                                              sources=sources, ttl=self.settings.token_ttl)
+        return UTDTokenResponse(token=token, url=self.control.client_url, room_name=room_name,
+                                user_token=self.bearers.issue(app.app_id, identity),
+                                ws_url=self.control.client_url)
+
+    async def room_op(self, op: Operation[Any], who: Caller, room_name: str,
+                      **args: Any) -> Any:
+        """Run the room operation ``op`` as ``who``; its answer."""
+        if op.reads:
+            view = await self._store(self.store.read_room, who.app_id, room_name)
+            snapshot = self._readable(op, room_name, view, who.identity)
+            return snapshot if op.answer is None else op.answer(snapshot, who.identity)
+        self._limit("mutate", who.app_id, who.identity)
+
+        def change(room: Room | None) -> tuple[Room, tuple[list[Effect], Any, str]]:
+            if room is None:
+                raise UTDStreamException.not_found(f"no room {room_name!r}")
+            _check_kind(op, room_name, room)
+            room.presence.require_present(who.identity)
+            effects: list[Effect] = getattr(room, op.name)(who.identity, **args)
+            snapshot = room.snapshot()
+            answer = snapshot if op.answer is None else op.answer(snapshot, who.identity)
+            return room, (effects, answer, state_json(room))
+
+        lk_name = livekit_room_name(who.app_id, room_name)
+        async with self._locks.hold((who.app_id, room_name)):  # media sees commit order
+            effects, answer, state = await self._store(
+                self.store.mutate_room, who.app_id, room_name, lk_name, change)
+            await self._tell(lk_name, effects)
+            await self._push(lk_name, state)
+        return answer
+
+    @staticmethod
+    def _readable(op: Operation[Any], room_name: str, view: RoomView | None,
+                  identity: str) -> Any:
+        if view is None:
+            raise UTDStreamException.not_found(f"no room {room_name!r}")
+        kind = snapshot_type(view.snapshot)
+        if op.room is not None and room_class(kind) is not op.room:
+            raise UTDStreamException.conflict(f"room {room_name!r} is a {kind.value}")
+        require_present(view.present, identity, room_name)
+        return view.snapshot
+
+
+def _check_kind(op: Operation[Any], room_name: str, room: Room) -> None:
+    if op.room is not None and not isinstance(room, op.room):
+        raise UTDStreamException.conflict(f"room {room_name!r} is a {room_type(room).value}")

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple
 
 import aiohttp
 from livekit import api
-from livekit.protocol.models import TrackSource
 
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.ports import ControlPort, MediaParticipant
+from stream_engine.livekit_tokens import (
+    SOURCE_BY_VALUE, TRACK_KIND_NAMES, TRACK_SOURCE_NAMES, mint_token, source_values,
+)
 
 __all__ = [
     "LiveKitControl",
@@ -33,22 +34,6 @@ __all__ = [
     "TRACK_SOURCE_NAMES",
     "mint_token",
 ]
-
-#: Source names accepted by this module, as used in JWT ``canPublishSources`` grants.
-#: Maps to the protobuf ``TrackSource`` enum value.
-TRACK_SOURCE_NAMES: dict[str, TrackSource] = {
-    "camera": api.TrackSource.CAMERA,
-    "microphone": api.TrackSource.MICROPHONE,
-    "screen_share": api.TrackSource.SCREEN_SHARE,
-    "screen_share_audio": api.TrackSource.SCREEN_SHARE_AUDIO,
-}
-_SOURCE_BY_VALUE: dict[int, str] = {value: name for name, value in TRACK_SOURCE_NAMES.items()}
-_TRACK_KIND_NAMES: dict[int, str] = {
-    api.TrackType.AUDIO: "audio",
-    api.TrackType.VIDEO: "video",
-    api.TrackType.DATA: "data",
-}
-
 
 class LiveKitNotFound(UTDStreamException):
     """The room or participant addressed by a control call does not exist (anymore).
@@ -97,75 +82,6 @@ class RoomSummary(NamedTuple):
     max_participants: int
     empty_timeout: int
     num_participants: int
-
-
-def _source_values(sources: Iterable[str]) -> list[TrackSource]:
-    values: list[TrackSource] = []
-    for source in sources:
-        try:
-            values.append(TRACK_SOURCE_NAMES[source])
-        except KeyError:
-            raise ValueError(
-                f"unknown track source {source!r}; expected one of {sorted(TRACK_SOURCE_NAMES)}"
-            ) from None
-    return values
-
-
-def _validate_source_names(sources: Iterable[str]) -> list[str]:
-    names = list(sources)
-    _source_values(names)
-    return names
-
-
-def mint_token(
-    api_key: str,
-    api_secret: str,
-    *,
-    identity: str,
-    room: str,
-    name: str | None = None,
-    can_publish: bool,
-    can_publish_sources: Sequence[str],
-    can_subscribe: bool = True,
-    can_publish_data: bool = True,
-    ttl_seconds: int,
-    metadata: str | None = None,
-    room_join: bool = True,
-) -> str:
-    """Mint a participant access token (HS256 JWT) for ``room``.
-
-    ``can_publish`` and ``can_publish_sources`` are mandatory on purpose: a forgotten
-    argument must not silently fall back to livekit's default of "may publish anything".
-    An empty ``can_publish_sources`` means "any source" (livekit semantics), so pass e.g.
-    ``["microphone"]`` to restrict a speaker to audio.
-
-    Raises:
-        ValueError: unknown source name, non-positive TTL, or empty identity/room.
-    """
-    if ttl_seconds <= 0:
-        raise ValueError("ttl_seconds must be positive")
-    if room_join and (not identity or not room):
-        raise ValueError("identity and room are required for a room_join token")
-    sources = _validate_source_names(can_publish_sources)
-    grants = api.VideoGrants(
-        room_join=room_join,
-        room=room,
-        can_publish=can_publish,
-        can_subscribe=can_subscribe,
-        can_publish_data=can_publish_data,
-        can_publish_sources=sources or None,
-    )
-    token = (
-        api.AccessToken(api_key, api_secret)
-        .with_identity(identity)
-        .with_grants(grants)
-        .with_ttl(datetime.timedelta(seconds=ttl_seconds))
-    )
-    if name is not None:
-        token = token.with_name(name)
-    if metadata is not None:
-        token = token.with_metadata(metadata)
-    return token.to_jwt()
 
 
 def _is_not_found(exc: api.TwirpError) -> bool:
@@ -283,7 +199,7 @@ class LiveKitControl:
             return None
         return MediaParticipant(
             identity=info.identity, sid=info.sid, can_publish=info.permission.can_publish,
-            sources=frozenset(_SOURCE_BY_VALUE.get(s, "unknown")
+            sources=frozenset(SOURCE_BY_VALUE.get(s, "unknown")
                               for s in info.permission.can_publish_sources))
 
     # ------------------------------------------------------------------ rooms
@@ -362,8 +278,8 @@ class LiveKitControl:
             tracks = [
                 TrackSummary(
                     sid=track.sid,
-                    kind=_TRACK_KIND_NAMES.get(track.type, "unknown"),
-                    source=_SOURCE_BY_VALUE.get(track.source, "unknown"),
+                    kind=TRACK_KIND_NAMES.get(track.type, "unknown"),
+                    source=SOURCE_BY_VALUE.get(track.source, "unknown"),
                     name=track.name,
                     muted=track.muted,
                 )
@@ -374,7 +290,7 @@ class LiveKitControl:
                     identity=info.identity,
                     can_publish=info.permission.can_publish,
                     can_publish_sources=[
-                        _SOURCE_BY_VALUE.get(source, "unknown")
+                        SOURCE_BY_VALUE.get(source, "unknown")
                         for source in info.permission.can_publish_sources
                     ],
                     tracks=tracks,
@@ -415,7 +331,7 @@ class LiveKitControl:
             can_subscribe=True,
             can_publish=can_publish,
             can_publish_data=True,
-            can_publish_sources=_source_values(sources),
+            can_publish_sources=source_values(sources),
         )
         async with _livekit_errors(room, identity):
             await self._api.room.update_participant(

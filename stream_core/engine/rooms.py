@@ -13,6 +13,7 @@ from typing import Any
 from stream_core.effects import Effect
 from stream_core.engine.base import Caller, ServiceBase, livekit_room_name, state_json
 from stream_core.engine.identity import check_signature
+from stream_core.engine.settings import AppConfig
 from stream_core.errors import UTDStreamException
 from stream_core.models import UTDSeatMode, UTDStreamType, UTDTokenResponse
 from stream_core.operations import Operation
@@ -31,10 +32,7 @@ class RoomService(ServiceBase):
                            name: str | None = None, device_id: str | None = None,
                            signature: str | None = None) -> str:
         """A room-less bearer (for calls)."""
-        app = self._app(app_id, app_key)
-        check_identity(identity)
-        check_signature(app.server_secret, identity, signature)
-        self._limit("token", app.app_id, identity)
+        app = self._vouched(app_id, app_key, identity, signature)
         return self.bearers.issue(app.app_id, identity)
 
     async def mint_token(self, *, app_id: str, app_key: str, identity: str,
@@ -44,10 +42,7 @@ class RoomService(ServiceBase):
                          seat_count: int | None = None, seat_mode: UTDSeatMode | None = None,
                          signature: str | None = None) -> UTDTokenResponse:
         """Admit ``identity`` to a room (creating it) and mint its media token and bearer."""
-        app = self._app(app_id, app_key)
-        check_identity(identity)
-        check_signature(app.server_secret, identity, signature)
-        self._limit("token", app.app_id, identity)
+        app = self._vouched(app_id, app_key, identity, signature)
         if room_name is None or stream_type is None:
             raise UTDStreamException.invalid(
                 "room_name and stream_type are required for a room token (use /auth for a "
@@ -81,6 +76,16 @@ class RoomService(ServiceBase):
         return UTDTokenResponse(token=token, url=self.control.client_url, room_name=room_name,
                                 user_token=self.bearers.issue(app.app_id, identity),
                                 ws_url=self.control.client_url)
+
+    def _vouched(self, app_id: str, app_key: str, identity: str,
+                 signature: str | None) -> AppConfig:
+        """The app whose credentials these are, if it vouches for ``identity`` (its backend's
+        signature, where it verifies identities) and the identity is within its mint rate."""
+        app = self._app(app_id, app_key)
+        check_identity(identity)
+        check_signature(app.server_secret, identity, signature)
+        self._limit("token", app.app_id, identity)
+        return app
 
     async def room_op(self, op: Operation[Any], who: Caller, room_name: str,
                       **args: Any) -> Any:

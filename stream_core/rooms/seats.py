@@ -18,58 +18,15 @@ from stream_core.machines.speaker import (
 from stream_core.machines.table import Actor
 from stream_core.models import MAX_SEATS, UTDSeat, UTDSeatGrid, UTDSeatMode, UTDSpeakRequest
 from stream_core.rooms.presence import Presence, check_identity
+from stream_core.rooms.seat_models import Seat as _Seat
+from stream_core.rooms.seat_models import Speaker as _Speaker
+from stream_core.rooms.seat_models import check_seat_count, parse_seat_mode
+from stream_core.rooms.seat_models import seated_sources as _sources
 
 __all__ = ["SeatRoom", "check_seat_count", "parse_seat_mode"]
 
 _NOTHING: frozenset[str] = frozenset()
 _HOST_ONLY = {Actor.HOST}
-
-
-def check_seat_count(count: object) -> int:
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SEATS:
-        raise UTDStreamException.invalid(
-            f"seat_count must be an integer from 1 to {MAX_SEATS}", field="seat_count")
-    return count
-
-
-def parse_seat_mode(mode: object) -> UTDSeatMode:
-    if isinstance(mode, UTDSeatMode):
-        return mode
-    try:
-        return UTDSeatMode(mode)
-    except ValueError:
-        raise UTDStreamException.invalid(
-            "seat_mode must be 'free' or 'request'", field="seat_mode") from None
-
-
-def _sources(state: SpeakerState, seat_muted: bool) -> frozenset[str]:
-    """A seated participant publishes what its role grants, unless the host muted the seat."""
-    return _NOTHING if seat_muted else SPEAKER_PUBLISH.get(state, _NOTHING)
-
-
-class _Seat:
-    state: SeatState
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.occupant: str | None = None
-        self.muted = False
-
-    def __repr__(self) -> str:
-        return f"<_Seat {self.index} {self.state.value} {self.occupant or ''}>"
-
-
-class _Speaker:
-    state: SpeakerState
-
-    def __init__(self, identity: str) -> None:
-        self.identity = identity
-        self.seat: int | None = None
-        self.request_id: int | None = None
-        self.wanted_seat: int | None = None  # requested or invited seat
-
-    def __repr__(self) -> str:
-        return f"<_Speaker {self.identity} {self.state.value} seat={self.seat}>"
 
 
 class SeatRoom:

@@ -9,7 +9,8 @@ import sys
 
 import stream_core
 
-FORBIDDEN = ("livekit", "requests", "aiohttp", "sqlalchemy", "adapters", "engine", "google")
+FORBIDDEN = ("livekit", "requests", "aiohttp", "sqlalchemy", "adapters", "stream_engine",
+             "stream_devstack", "google", "jwt")
 
 
 def test_import_stream_core_pulls_in_no_io_library():
@@ -62,3 +63,40 @@ def test_default_client_without_backend_explains_itself(monkeypatch):
         assert exc.code == "unavailable" and "utd-stream[livekit]" in exc.message
     else:  # pragma: no cover
         raise AssertionError("expected UTDStreamException")
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    """Every module of ``package`` (by file) and the top-level names it imports."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / package
+    found: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(root.parent))] = names
+    return found
+
+
+def test_nothing_on_the_client_side_imports_the_server():
+    """Adapters (fakes, real backends, CLI, demo) and the dev stack run the engine as a
+    process or as the core's service: none of them imports the server package."""
+    for package in ("adapters", "stream_devstack"):
+        for module, names in _imports(package).items():
+            assert "stream_engine" not in names, module
+
+
+def test_the_wheel_installs_only_project_named_packages():
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    tops = {name.rstrip("*") for name in include}
+    assert tops == {"stream_core", "adapters", "stream_engine", "stream_devstack"}
+    assert "engine" not in tops  # a generic name would collide in a user's environment

@@ -27,6 +27,8 @@ from typing import Any
 from livekit import rtc
 from livekit.rtc.room import EventTypes
 
+from adapters.livekit.events import PUBLISH_SOURCES
+
 from stream_core.engine.settings import AppConfig
 from stream_engine.livekit_control import LiveKitControl, mint_token
 from stream_devstack.stack import LocalStack
@@ -120,8 +122,7 @@ class _Raw:
         await sub.disconnect()
 
 
-_SOURCES = {"microphone": rtc.TrackSource.SOURCE_MICROPHONE,
-            "camera": rtc.TrackSource.SOURCE_CAMERA}
+_SOURCES = PUBLISH_SOURCES
 
 
 def _subscribed(identity: str, source: rtc.TrackSource.ValueType) -> Callable[..., bool]:

@@ -25,14 +25,14 @@ from stream_core.wire import dump, load
 
 from stream_engine.bearers import JwtBearers
 from stream_engine.config import EngineConfig
-from stream_engine.livekit_control import TRACK_SOURCE_NAMES, LiveKitControl
+from stream_engine.livekit_control import LiveKitControl
+from stream_engine.livekit_tokens import SOURCE_BY_VALUE
 from stream_engine.openapi import build_openapi
 from stream_engine.store import Store
 
 __all__ = ["create_app", "SERVICE"]
 
 _log = logging.getLogger("utd_stream.engine")
-_SOURCE_NAMES = {int(value): name for name, value in TRACK_SOURCE_NAMES.items()}
 SERVICE = web.AppKey("service", EngineService)
 CONFIG = web.AppKey("config", EngineConfig)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -150,7 +150,7 @@ async def _webhook(request: web.Request) -> web.Response:
         granted = event.participant.permission
         await service.participant_joined(
             event.room.name, event.participant.identity, can_publish=granted.can_publish,
-            sources=frozenset(_SOURCE_NAMES.get(s, "unknown")
+            sources=frozenset(SOURCE_BY_VALUE.get(s, "unknown")
                               for s in granted.can_publish_sources))
     elif event.event == "room_finished":
         await service.room_finished(event.room.name)

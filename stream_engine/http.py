@@ -35,6 +35,8 @@ __all__ = ["create_app", "SERVICE"]
 _log = logging.getLogger("utd_stream.engine")
 SERVICE = web.AppKey("service", EngineService)
 CONFIG = web.AppKey("config", EngineConfig)
+_LEAVES = frozenset({"participant_left", "participant_connection_aborted"})
+_REASON_NAMES = {value: name for name, value in lk_api.DisconnectReason.items()}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -141,11 +143,17 @@ async def _webhook(request: web.Request) -> web.Response:
         event = receiver.receive(body, request.headers.get("Authorization", ""))
     except Exception:
         raise UTDStreamException.unauthenticated("webhook signature did not verify") from None
-    _log.info("webhook %s room=%s identity=%s sid=%s", event.event, event.room.name,
-              event.participant.identity, event.participant.sid)
-    if event.event == "participant_left" and event.participant.identity:
-        await service.participant_left(event.room.name, event.participant.identity,
-                                       sid=event.participant.sid)
+    reason = event.participant.disconnect_reason
+    _log.info("webhook %s room=%s identity=%s sid=%s reason=%s", event.event, event.room.name,
+              event.participant.identity, event.participant.sid,
+              _REASON_NAMES.get(reason, reason))
+    # LiveKit reports the end of a connection that never became active (the client left or
+    # was replaced while still joining) as participant_connection_aborted, not
+    # participant_left (livekit-server telemetry/events.go): for the room it is a leave too.
+    if event.event in _LEAVES and event.participant.identity:
+        await service.participant_left(
+            event.room.name, event.participant.identity, sid=event.participant.sid,
+            replaced=reason == lk_api.DisconnectReason.DUPLICATE_IDENTITY)
     elif event.event == "participant_joined" and event.participant.identity:
         granted = event.participant.permission
         await service.participant_joined(

@@ -180,7 +180,8 @@ class FakeEngine:
 
     async def _webhook(self, hook: SfuWebhook) -> None:
         if hook.event == "participant_left" and hook.identity:
-            await self.service.participant_left(hook.room, hook.identity, sid=hook.sid)
+            await self.service.participant_left(hook.room, hook.identity, sid=hook.sid,
+                                                replaced=hook.reason == "duplicate_identity")
         elif hook.event == "participant_joined" and hook.identity and hook.permissions:
             await self.service.participant_joined(
                 hook.room, hook.identity, can_publish=hook.permissions.can_publish,

@@ -46,6 +46,7 @@ class SfuWebhook(NamedTuple):
     identity: str | None
     sid: str = ""
     permissions: UTDPermissions | None = None
+    reason: str | None = None  # why a participant left (e.g. ``duplicate_identity``)
 
 
 #: Called with every :class:`SfuWebhook`, on the thread that caused it.
@@ -104,7 +105,7 @@ class FakeSFU:
         with self._lock:
             room = self._room(name)
             gone = room.close("room_deleted")
-            hooks: list[_Hook] = [_left(name, member) for member in gone]
+            hooks: list[_Hook] = [_left(name, member, "room_deleted") for member in gone]
             del self._rooms[name]
             hooks.append(SfuWebhook("room_finished", name, None))
         self._fire(hooks)
@@ -217,7 +218,7 @@ class FakeSFU:
                                     sid=f"PA_{next(self._sids):04d}")
             older = room.members.get(grant.identity)
             if older is not None and room.expel(older, "duplicate_identity"):
-                hooks.append(_left(room.name, older))
+                hooks.append(_left(room.name, older, "duplicate_identity"))
             present = room.admit(joiner)
             hooks.append(SfuWebhook("participant_joined", room.name, joiner.identity, joiner.sid,
                                     joiner.permissions))
@@ -294,7 +295,7 @@ class FakeSFU:
     def _expel(self, room: SfuRoom, member: SfuParticipant, reason: str | None,
                hooks: list[_Hook]) -> None:
         if room.expel(member, reason):
-            hooks.append(_left(room.name, member))
+            hooks.append(_left(room.name, member, reason))
             if not room.members:
                 del self._rooms[room.name]
                 hooks.append(SfuWebhook("room_finished", room.name, None))
@@ -311,5 +312,6 @@ class FakeSFU:
 
 
 
-def _left(room: str, member: SfuParticipant) -> SfuWebhook:
-    return SfuWebhook("participant_left", room, member.identity, member.sid, member.permissions)
+def _left(room: str, member: SfuParticipant, reason: str | None = None) -> SfuWebhook:
+    return SfuWebhook("participant_left", room, member.identity, member.sid, member.permissions,
+                      reason)

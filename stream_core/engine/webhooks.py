@@ -25,8 +25,12 @@ class WebhookService(CallService):
     """Handlers for the media server's participant and room events."""
 
     async def participant_left(self, livekit_room: str, identity: str, *,
-                               sid: str = "") -> None:
-        if await self._replaced(livekit_room, identity, sid):
+                               sid: str = "", replaced: bool = False) -> None:
+        """``replaced``: the media server closed this connection because a new one with
+        the same identity joined (LiveKit's DUPLICATE_IDENTITY). LiveKit sends that leave
+        *before* it has created the new connection, so asking it who is present cannot be
+        trusted to show the replacement yet: the reason decides. Other leaves ask."""
+        if replaced or await self._replaced(livekit_room, identity, sid):
             _log.info("participant_left of a replaced session ignored (%s is still in %s)",
                       identity, livekit_room)
             return

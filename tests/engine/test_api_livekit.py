@@ -307,8 +307,16 @@ async def test_disconnected_co_publisher_leaves_the_stage(api: StackApi,
     room, host = await http(api.live_stream)
     guest: Member = await http(api.join, unique("guest"), room, "live_stream")
     await http(api.act, host, "stage/invite", {"identity": guest.identity})
-    async with connected(stack.livekit.url, guest.token):
-        pass  # joined LiveKit and left again
+    guest_room = rtc.Room()
+    events = EventLog(guest_room, "participant_permissions_changed")
+    async with connected(stack.livekit.url, guest.token, guest_room):
+        # The guest is a co-publisher once LiveKit has it joined and the engine's stage
+        # grant (sent on participant_joined: its token predates the invite) has reached it.
+        # Leaving the instant Room.connect returns races LiveKit's own join: the leave is
+        # then reported as participant_connection_aborted, or lost with the signal
+        # connection and noticed only by LiveKit's ~20 s ICE timeouts.
+        await events.wait_for("participant_permissions_changed",
+                              permission_is(guest.identity, True), "the guest's stage grant")
 
     def off_stage() -> bool:
         stage = api.get(api.room(room, "stage"), bearer=host.bearer).json()

@@ -305,21 +305,43 @@ def _signed(stack: LocalStack, body: str, *, secret: str | None = None) -> dict[
     return {"Authorization": token, "Content-Type": "application/webhook+json"}
 
 
-def _participant_left(room: str, identity: str) -> str:
-    return json.dumps({"event": "participant_left", "id": unique("evt"),
-                       "room": {"name": room}, "participant": {"identity": identity}})
+def _participant_left(room: str, identity: str, event: str = "participant_left",
+                      reason: str | None = None) -> str:
+    participant: dict[str, str] = {"identity": identity, "sid": unique("PA")}
+    if reason is not None:
+        participant["disconnectReason"] = reason
+    return json.dumps({"event": event, "id": unique("evt"), "room": {"name": room},
+                       "participant": participant})
 
 
-def test_signed_participant_left_webhook_frees_the_seat(api: StackApi,
-                                                        stack: LocalStack) -> None:
+@pytest.mark.parametrize("event", ["participant_left", "participant_connection_aborted"])
+def test_signed_leave_webhook_frees_the_seat(api: StackApi, stack: LocalStack,
+                                             event: str) -> None:
+    """A connection that ends before LiveKit made it active is reported as aborted, not
+    left: for the room it is a leave all the same."""
     room, host = api.audio_room(seats=2)
     speaker = api.join(unique("speaker"), room, "audio_room")
     api.act(speaker, "seats/take", {"seat_index": 1})
-    body = _participant_left(f"{api.main.app_id}__{room}", speaker.identity)
+    body = _participant_left(f"{api.main.app_id}__{room}", speaker.identity, event)
     answer = api.request("POST", f"{API}/livekit/webhook", data=body,
                          headers=_signed(stack, body))
     assert answer.status_code == 200, answer.text
     assert api.seats(host)["seats"][1]["occupant"] is None
+
+
+def test_the_leave_of_a_duplicate_identity_frees_nothing(api: StackApi,
+                                                         stack: LocalStack) -> None:
+    """LiveKit sends the replaced connection's leave before it lists the new one: the
+    reason, not a look-up, tells the engine that the identity is still there."""
+    room, host = api.audio_room(seats=2)
+    speaker = api.join(unique("speaker"), room, "audio_room")
+    api.act(speaker, "seats/take", {"seat_index": 1})
+    body = _participant_left(f"{api.main.app_id}__{room}", speaker.identity,
+                             reason="DUPLICATE_IDENTITY")
+    answer = api.request("POST", f"{API}/livekit/webhook", data=body,
+                         headers=_signed(stack, body))
+    assert answer.status_code == 200, answer.text
+    assert api.seats(host)["seats"][1]["occupant"] == speaker.identity
 
 
 @pytest.mark.parametrize("forgery", ["unsigned", "wrong secret", "tampered body", "garbage"])

@@ -30,9 +30,10 @@ async def test_the_leave_of_a_replaced_session_does_not_free_the_seat(api: Stack
         second = api.join("dup", room, "audio_room")  # the same identity, a new device
         async with connected(api.stack.livekit.url, second.token):
             # LiveKit kicks the first session (duplicate identity) and reports it left
-            wait_until(lambda: "participant_left of a replaced session ignored"
-                       in api.stack.log_tail(200), "the engine to see the stale leave",
-                       timeout=20)
+            ignored = (f"participant_left of a replaced session ignored "
+                       f"(dup is still in {api.main.app_id}__{room})")  # this room's, no other
+            wait_until(lambda: ignored in api.stack.log_tail(200),
+                       "the engine to see the stale leave", timeout=20)
             assert api.seats(host)["seats"][1]["occupant"] == "dup"
 
 
@@ -70,10 +71,12 @@ class _Control(NullLiveKit):
         return self.present if self.present and self.present.identity == identity else None
 
 
-@pytest.mark.parametrize("present_sid,freed", [(None, True), ("PA_left", True),
-                                               ("PA_new", False)])
+@pytest.mark.parametrize("present_sid,replaced,freed", [
+    (None, False, True), ("PA_left", False, True), ("PA_new", False, False),
+    # LiveKit sends the DUPLICATE_IDENTITY leave before it has the new connection at all
+    (None, True, False)])
 async def test_a_leave_frees_the_seat_unless_another_connection_replaced_it(
-        tmp_path: Any, present_sid: str | None, freed: bool) -> None:
+        tmp_path: Any, present_sid: str | None, replaced: bool, freed: bool) -> None:
     config = EngineConfig(state_dir=tmp_path, apps=[AppConfig("a", "k")],
                           signing_secret="s" * 32, livekit_api_secret="l" * 32)
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
@@ -90,7 +93,7 @@ async def test_a_leave_frees_the_seat_unless_another_connection_replaced_it(
         if present_sid is not None:
             control.present = MediaParticipant("g", present_sid, True,
                                                frozenset({"microphone"}))
-        await service.participant_left("a__r", "g", sid="PA_left")
+        await service.participant_left("a__r", "g", sid="PA_left", replaced=replaced)
         grid = await service.room_op(ops.GET_SEATS, Caller("a", "h"), "r")
         assert (grid.seat_of("g") is None) is freed
     finally:

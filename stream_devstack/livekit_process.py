@@ -6,46 +6,37 @@ depend on fixed ports (tests run in parallel, CI hosts are shared). :class:`Live
 picks free ports, writes a throw-away config with freshly generated credentials, starts the
 binary, waits until it really answers HTTP, and tears it down deterministically.
 
-Binary lookup order (see :func:`find_server_binary`): explicit argument, ``$LIVEKIT_SERVER_BIN``,
-``<repo>/.tools/bin/livekit-server``, then ``livekit-server`` on ``$PATH``.
+This module is the process's life (start, readiness, retry on a lost port, stop, atexit).
+What the server is told (ports, config, environment) is :mod:`stream_devstack.livekit_config`;
+which binary runs is :mod:`stream_devstack.livekit_binary`.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO
 
-__all__ = [
-    "LiveKitServer",
-    "LiveKitServerNotFound",
-    "find_server_binary",
-    "resolve_server_binary",
-    "SERVER_BIN_ENV",
-]
+from stream_devstack.livekit_binary import resolve_server_binary
+from stream_devstack.livekit_config import (
+    LOOPBACK, child_env, pick_ports, server_config, write_config,
+)
+
+__all__ = ["LiveKitServer"]
 
 logger = logging.getLogger(__name__)
 
-#: Environment variable consulted for the binary path when none is passed explicitly.
-SERVER_BIN_ENV = "LIVEKIT_SERVER_BIN"
-
-_REPO_ROOT = Path(__file__).resolve().parent.parent
-_REPO_BINARY = _REPO_ROOT / ".tools" / "bin" / "livekit-server"
-_LOOPBACK = "127.0.0.1"
 _POLL_INTERVAL_S = 0.05
 _PORT_RETRY_ATTEMPTS = 3
 # How long the first (graceful/drain) SIGTERM gets before we escalate to livekit's forced stop.
@@ -53,109 +44,6 @@ _PORT_RETRY_ATTEMPTS = 3
 # ends on its own. It must exceed livekit's ~100 ms start-up window in which a signal is
 # swallowed (see _terminate), so the second SIGTERM is guaranteed to land outside it.
 _GRACEFUL_WAIT_S = 0.5
-
-# livekit-server (urfave/cli) maps *every* config option to an env var (LIVEKIT_PORT,
-# LIVEKIT_KEYS, LIVEKIT_RTC_USE_EXTERNAL_IP, NODE_IP, UDP_PORT, ...). Env values override
-# the config file, so an ambient LIVEKIT_KEYS or NODE_IP in a developer's shell would silently
-# break our loopback sandbox. We strip them from the child's environment.
-_STRIPPED_ENV_PREFIXES = ("LIVEKIT_",)
-_STRIPPED_ENV_NAMES = frozenset(
-    {"NODE_IP", "UDP_PORT", "REDIS_HOST", "REDIS_PASSWORD"}
-)
-
-
-class LiveKitServerNotFound(FileNotFoundError):
-    """No usable ``livekit-server`` binary was found in any of the looked-up places."""
-
-
-def find_server_binary(binary: str | os.PathLike[str] | None = None) -> Path | None:
-    """Return the livekit-server binary to use, or ``None`` when none is available.
-
-    An explicitly passed path or ``$LIVEKIT_SERVER_BIN`` is returned as-is only if it is an
-    executable file; we do not silently fall through to other candidates when the caller
-    named one explicitly, because running a *different* server than requested hides setup
-    mistakes.
-    """
-    if binary is not None:
-        path = Path(binary).expanduser()
-        return path if _is_executable(path) else None
-    env_value = os.environ.get(SERVER_BIN_ENV)
-    if env_value:
-        path = Path(env_value).expanduser()
-        return path if _is_executable(path) else None
-    if _is_executable(_REPO_BINARY):
-        return _REPO_BINARY
-    on_path = shutil.which("livekit-server")
-    return Path(on_path) if on_path else None
-
-
-def resolve_server_binary(binary: str | os.PathLike[str] | None = None) -> Path:
-    """Like :func:`find_server_binary` but raise :class:`LiveKitServerNotFound` with the
-    list of places searched, so a failing test/CI log says exactly what is missing."""
-    found = find_server_binary(binary)
-    if found is not None:
-        return found
-    if binary is not None:
-        searched = [f"explicit path {binary!s}"]
-    elif os.environ.get(SERVER_BIN_ENV):
-        searched = [f"${SERVER_BIN_ENV}={os.environ[SERVER_BIN_ENV]}"]
-    else:
-        searched = [f"${SERVER_BIN_ENV} (unset)", str(_REPO_BINARY), "livekit-server on $PATH"]
-    raise LiveKitServerNotFound(
-        "livekit-server binary not found or not executable; looked at: " + ", ".join(searched)
-    )
-
-
-def _is_executable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
-
-
-def _free_port(kind: int, host: str) -> int:
-    """Ask the kernel for a currently free port of the given socket kind on ``host``.
-
-    There is an unavoidable race between closing the probe socket and the server binding
-    it; :meth:`LiveKitServer.start` retries with fresh ports if the server reports
-    "address already in use".
-    """
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _to_yaml(value: Any, indent: int = 0) -> str:
-    """Minimal YAML emitter for the nested dict/list/scalar config we generate.
-
-    PyYAML is not a project dependency; JSON-quoted strings are valid YAML double-quoted
-    scalars, so quoting is delegated to :func:`json.dumps` (no YAML injection via names).
-    """
-    pad = "  " * indent
-    if isinstance(value, Mapping):
-        if not value:
-            return "{}"
-        lines: list[str] = []
-        for key, item in value.items():
-            rendered_key = json.dumps(str(key))
-            if isinstance(item, (Mapping, list, tuple)) and item:
-                lines.append(f"{pad}{rendered_key}:\n{_to_yaml(item, indent + 1)}")
-            else:
-                lines.append(f"{pad}{rendered_key}: {_to_yaml(item, indent + 1)}")
-        return "\n".join(lines)
-    if isinstance(value, (list, tuple)):
-        if not value:
-            return "[]"
-        lines = []
-        for item in value:
-            if isinstance(item, (Mapping, list, tuple)) and item:
-                raise ValueError("nested collections inside lists are not supported")
-            lines.append(f"{pad}- {_to_yaml(item, indent + 1)}")
-        return "\n".join(lines)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    raise TypeError(f"unsupported config value type: {type(value).__name__}")
 
 
 class LiveKitServer:
@@ -241,12 +129,12 @@ class LiveKitServer:
     @property
     def url(self) -> str:
         """WebSocket URL for ``livekit.rtc.Room.connect`` and ``livekit.api.LiveKitAPI``."""
-        return f"ws://{_LOOPBACK}:{self._require_port(self._http_port)}"
+        return f"ws://{LOOPBACK}:{self._require_port(self._http_port)}"
 
     @property
     def http_url(self) -> str:
         """HTTP base URL (root answers ``OK``; Twirp lives under ``/twirp``)."""
-        return f"http://{_LOOPBACK}:{self._require_port(self._http_port)}"
+        return f"http://{LOOPBACK}:{self._require_port(self._http_port)}"
 
     @property
     def http_port(self) -> int:
@@ -367,55 +255,27 @@ class LiveKitServer:
 
     # ------------------------------------------------------------------ internals
 
-    def _build_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "port": self._http_port,
-            "bind_addresses": [_LOOPBACK],
-            "rtc": {
-                "tcp_port": self._rtc_tcp_port,
-                "udp_port": self._udp_port,
-                "use_external_ip": False,
-                "node_ip": _LOOPBACK,
-                "enable_loopback_candidate": True,
-                "ips": {"includes": [f"{_LOOPBACK}/32"]},
-            },
-            "keys": {self._api_key: self._api_secret},
-            "logging": {"level": self._log_level},
-        }
-        if self._webhook_urls:
-            config["webhook"] = {"api_key": self._api_key, "urls": list(self._webhook_urls)}
-        return config
-
     def _launch(self) -> None:
         assert self._binary is not None
-        self._http_port = _free_port(socket.SOCK_STREAM, _LOOPBACK)
-        # livekit binds the ICE/TCP listener on all interfaces, so probe the wildcard.
-        self._rtc_tcp_port = _free_port(socket.SOCK_STREAM, "0.0.0.0")
-        while self._rtc_tcp_port == self._http_port:
-            self._rtc_tcp_port = _free_port(socket.SOCK_STREAM, "0.0.0.0")
-        self._udp_port = _free_port(socket.SOCK_DGRAM, _LOOPBACK)
+        ports = pick_ports()
+        self._http_port, self._rtc_tcp_port, self._udp_port = ports
 
         self._tmpdir = tempfile.TemporaryDirectory(prefix="utd-livekit-")
         tmp = Path(self._tmpdir.name)
         self._config_path = tmp / "livekit.yaml"
-        fd = os.open(self._config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(_to_yaml(self._build_config()) + "\n")
+        write_config(self._config_path, server_config(
+            ports, api_key=self._api_key, api_secret=self._api_secret,
+            webhook_urls=self._webhook_urls, log_level=self._log_level))
         self._log_path = tmp / "livekit-server.log"
         self._log_file = open(self._log_path, "wb")  # noqa: SIM115 - closed in cleanup
 
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(_STRIPPED_ENV_PREFIXES) and key not in _STRIPPED_ENV_NAMES
-        }
         self._proc = subprocess.Popen(
             [str(self._binary), "--config", str(self._config_path)],
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             cwd=tmp,
-            env=env,
+            env=child_env(),
             # own session: a Ctrl-C aimed at pytest must not reach the server first; we stop it.
             start_new_session=True,
         )

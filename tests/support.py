@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from stream_devstack.livekit_process import SERVER_BIN_ENV, LiveKitServerNotFound, resolve_server_binary
+from stream_devstack.livekit_binary import SERVER_BIN_ENV, LiveKitServerNotFound, resolve_server_binary
 
 __all__ = ["in_ci", "require_livekit_binary"]
 

@@ -4,12 +4,11 @@ livekit-server through ``livekit.rtc``.
 Rules of this file:
 
 * ``livekit.rtc`` calls our callbacks synchronously (``room.on`` takes sync callbacks only and
-  swallows what they raise). Every rtc event goes through ``_HANDLERS``, a table keyed by the
-  rtc event name: the handler refreshes this adapter's own view (remote participants and
-  their tracks, permissions, room metadata, connection state, own tracks) from the rtc
-  objects and returns the core event; only then are the listeners called, in registration
-  order. A listener that raises is logged and the others still run. ``raw`` is the rtc
-  event's argument (a tuple when rtc passes several).
+  swallows what they raise). Every rtc event goes through ``HANDLERS``
+  (:mod:`adapters.livekit.rtc_handlers`), a table keyed by the rtc event name: the handler
+  refreshes this adapter's own view from the rtc objects and returns the core event; only
+  then are the listeners called, in registration order. A listener that raises is logged
+  and the others still run.
 * Events of a room this adapter no longer uses (after a disconnect, a kick, a failed connect)
   are dropped. Events rtc delivers while :meth:`LiveKitMedia.connect` is still finishing are
   held and replayed after the post-connect sweep, so nothing is heard before ``CONNECTED``.
@@ -18,7 +17,8 @@ Rules of this file:
   never cancelled (doing so can take the whole process down): a connect that overruns
   ``ConnectOptions.timeout`` (or whose caller is cancelled) finishes in a tracked task and
   is then disconnected.
-* Backend failures become ``UTDStreamException`` in one place, :func:`_map_errors`.
+* Backend failures become ``UTDStreamException`` in one place,
+  :func:`adapters.livekit.errors.map_errors`.
 
 What differs from the fake, because LiveKit does:
 
@@ -46,81 +46,39 @@ Camera tracks are therefore published with simulcast.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-from collections.abc import Callable, Collection, Coroutine, Iterator, Sequence
+from collections.abc import Collection, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
-from livekit.rtc.participant import PublishTrackError
 from livekit.rtc.room import EventTypes
 
-from adapters.livekit.events import (
-    KIND_NAMES, PUBLISH_SOURCES, STATES, participant_view, permissions_of, reason_of, track_view,
+from adapters.livekit.errors import NOT_CONNECTED, map_errors, not_connected, publish_denied
+from adapters.livekit.events import PUBLISH_SOURCES, participant_view, permissions_of
+from adapters.livekit.probes import RemoteTrackWaiters, count_video_frames, receive_audio_level
+from adapters.livekit.rtc_handlers import HANDLERS
+from adapters.livekit.sources import (
+    AudioSourceFactory, GeneratedVideo, ToneAudio, VideoSourceFactory,
 )
 from adapters.media_view import MediaView
-from adapters.livekit.sources import (
-    AudioSourceFactory, GeneratedVideo, ToneAudio, VideoSourceFactory, count_video_frames,
-    receive_audio_level,
-)
 from stream_core.errors import ErrorCode, UTDStreamException
-from stream_core.events import (
-    ActiveSpeakersChanged, ConnectionState, ConnectionStateChanged, DataReceived, MediaEvent,
-    ParticipantConnected, ParticipantDisconnected, PermissionsChanged, RoomMetadataChanged,
-    TrackPublished, TrackSubscribed, TrackUnpublished, TrackUnsubscribed,
-)
+from stream_core.events import ConnectionState
 from stream_core.ports import ConnectOptions
 
 if TYPE_CHECKING:
-    from livekit.rtc._proto.participant_pb2 import ParticipantPermission
-
     from stream_core.ports import MediaPort
 
 __all__ = ["LiveKitMedia", "NOT_CONNECTED"]
 
 logger = logging.getLogger(__name__)
 
-#: Error code for acting without a connection (the fake uses the same code).
-NOT_CONNECTED = ErrorCode.NOT_CONNECTED
 #: How long ``disconnect`` waits for background work (an abandoned connect included).
 SETTLE_TIMEOUT = 30.0
 #: Bounds on rtc round trips we wait for without being able to cancel them safely.
 DISCONNECT_TIMEOUT = 10.0
 UNPUBLISH_TIMEOUT = 5.0
-
-
-
-@contextlib.contextmanager
-def _map_errors(what: str) -> Iterator[None]:
-    """The one place where ``livekit.rtc`` failures become ``UTDStreamException``."""
-    try:
-        yield
-    except UTDStreamException:
-        raise
-    except rtc.ConnectError as exc:
-        if "401" in exc.message:
-            raise UTDStreamException.unauthenticated(f"{what}: {exc.message}") from exc
-        raise UTDStreamException(f"{what}: {exc.message}", code=ErrorCode.UNAVAILABLE) from exc
-    except PublishTrackError as exc:
-        if "timed out" in exc.message:  # the server ignores publishes it does not allow
-            raise UTDStreamException(f"{what}: the server did not accept the track",
-                                     status_code=403, code=ErrorCode.PUBLISH_DENIED) from exc
-        raise UTDStreamException(f"{what}: {exc.message}", code=ErrorCode.UNAVAILABLE) from exc
-    except TimeoutError as exc:
-        raise UTDStreamException(f"{what}: timed out", code=ErrorCode.TIMEOUT) from exc
-    except Exception as exc:
-        raise UTDStreamException(f"{what} failed: {exc!r}", code=ErrorCode.INTERNAL) from exc
-
-
-def _not_connected(what: str) -> UTDStreamException:
-    return UTDStreamException(f"cannot {what}: not connected to a media room", code=NOT_CONNECTED)
-
-
-def _publish_denied(source: str) -> UTDStreamException:
-    return UTDStreamException(f"this participant may not publish its {source}",
-                              status_code=403, code=ErrorCode.PUBLISH_DENIED)
 
 
 @dataclass(slots=True)
@@ -155,7 +113,7 @@ class LiveKitMedia(MediaView):
         self._tasks: set[asyncio.Task[None]] = set()
         self._retiring: set[asyncio.Task[None]] = set()
         self._publishing = asyncio.Lock()
-        self._waiters: list[asyncio.Future[None]] = []
+        self._track_waiters = RemoteTrackWaiters()
 
     @property
     def rtc_room(self) -> rtc.Room | None:
@@ -176,7 +134,7 @@ class LiveKitMedia(MediaView):
             raise UTDStreamException.illegal(f"already {self._state.value}; disconnect first")
         loop = asyncio.get_running_loop()
         room = rtc.Room(loop=loop)
-        for name in _HANDLERS:
+        for name in HANDLERS:
             room.on(name, functools.partial(self._on_rtc, room, name))
         self._room, self._held = room, []
         self._set_state(ConnectionState.CONNECTING)
@@ -186,14 +144,14 @@ class LiveKitMedia(MediaView):
         connecting = self._connecting = loop.create_task(room.connect(url, token, rtc_options),
                                                          name="utd-livekit-connect")
         try:
-            with _map_errors("connect to the media server"):
+            with map_errors("connect to the media server"):
                 done, _ = await asyncio.wait({connecting}, timeout=options.timeout)
                 if not done:
                     raise UTDStreamException(f"no media connection within {options.timeout:g}s",
                                              code=ErrorCode.TIMEOUT)
                 connecting.result()
                 if room is not self._room:  # disconnect() gave up waiting for us
-                    raise _not_connected("finish connecting (disconnected meanwhile)")
+                    raise not_connected("finish connecting (disconnected meanwhile)")
         except BaseException as exc:  # a failure, or our caller was cancelled
             if not connecting.done() or room is not self._room:
                 self._spawn(self._finish_abandoned(room, connecting), "utd-abandoned-connect")
@@ -236,7 +194,7 @@ class LiveKitMedia(MediaView):
         if not self._permissions.can_publish_data:
             raise UTDStreamException("this participant may not publish data", status_code=403,
                                      code=ErrorCode.PUBLISH_DENIED)
-        with _map_errors("send data"):
+        with map_errors("send data"):
             await room.local_participant.publish_data(
                 data, reliable=reliable, destination_identities=list(to or ()),
                 topic=topic or "")
@@ -250,14 +208,14 @@ class LiveKitMedia(MediaView):
         """RMS (0..1) of ``seconds`` of the audio received from ``identity``, waiting up to
         ``timeout`` for its audio track to be subscribed."""
         track = await self._remote_track(identity, rtc.TrackKind.KIND_AUDIO, timeout)
-        with _map_errors(f"measure the audio of {identity!r}"):
+        with map_errors(f"measure the audio of {identity!r}"):
             return await receive_audio_level(track, seconds)
 
     async def remote_video_frames(self, identity: str, seconds: float = 0.5,
                                   timeout: float = 5.0) -> int:
         """Video frames received from ``identity`` in ``seconds`` (waits as above)."""
         track = await self._remote_track(identity, rtc.TrackKind.KIND_VIDEO, timeout)
-        with _map_errors(f"count the video frames of {identity!r}"):
+        with map_errors(f"count the video frames of {identity!r}"):
             return await count_video_frames(track, seconds)
 
     # -- own tracks -------------------------------------------------------------------
@@ -275,12 +233,12 @@ class LiveKitMedia(MediaView):
             if source in self._published:
                 return
             if not self._permissions.allows(source):
-                raise _publish_denied(source)
+                raise publish_denied(source)
             track = self._start_feed(source)
             options = rtc.TrackPublishOptions(source=PUBLISH_SOURCES[source],
                                               simulcast=source == "camera")
             try:
-                with _map_errors(f"publish the {source}"):
+                with map_errors(f"publish the {source}"):
                     publication = await room.local_participant.publish_track(track.track, options)
             except BaseException:
                 self._retire(track, None)
@@ -288,8 +246,8 @@ class LiveKitMedia(MediaView):
             track.sid = publication.sid
             if room is not self._room or not self._permissions.allows(source):
                 self._retire(track, room)  # disconnected or revoked while publishing
-                raise (_not_connected(f"publish the {source}") if room is not self._room
-                       else _publish_denied(source))
+                raise (not_connected(f"publish the {source}") if room is not self._room
+                       else publish_denied(source))
             self._published[source] = track
 
     def _start_feed(self, source: str) -> _Published:
@@ -364,27 +322,13 @@ class LiveKitMedia(MediaView):
 
     def _connected_room(self, what: str) -> rtc.Room:
         if self._room is None or self._state is not ConnectionState.CONNECTED:
-            raise _not_connected(what)
+            raise not_connected(what)
         return self._room
 
     async def _remote_track(self, identity: str, kind: rtc.TrackKind.ValueType,
                             timeout: float) -> rtc.Track:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            room = self._connected_room("read remote media")
-            participant = room.remote_participants.get(identity)
-            for publication in (participant.track_publications.values() if participant else ()):
-                if publication.kind == kind and publication.track is not None:
-                    return publication.track
-            waiter = loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                await asyncio.wait_for(waiter, max(deadline - loop.time(), 0.0))
-            except TimeoutError:
-                raise UTDStreamException(
-                    f"no subscribed {KIND_NAMES.get(kind, kind)} track of {identity!r} "
-                    f"within {timeout:g}s", code=ErrorCode.TIMEOUT) from None
+        return await self._track_waiters.track(
+            lambda: self._connected_room("read remote media"), identity, kind, timeout)
 
     # -- tasks ------------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -418,131 +362,17 @@ class LiveKitMedia(MediaView):
 
     def _dispatch(self, name: EventTypes, args: tuple[Any, ...]) -> None:
         try:
-            event = _HANDLERS[name](self, *args)
+            event = HANDLERS[name](self, *args)
         except Exception:
             logger.exception("translating rtc %s%r failed", name, args)
             return
         if event is not None:
             self._emit(event)
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._track_waiters.wake()
 
     def _refresh(self, participant: rtc.RemoteParticipant) -> None:
         self._remote[participant.identity] = participant_view(participant)
 
-
-# -- the dispatch table: refresh the view, return the event (None: view only) ----------
-def _joined(media: LiveKitMedia, participant: rtc.RemoteParticipant) -> MediaEvent:
-    media._refresh(participant)
-    return ParticipantConnected(participant.identity, raw=participant)
-
-
-def _left(media: LiveKitMedia, participant: rtc.RemoteParticipant) -> MediaEvent:
-    media._remote.pop(participant.identity, None)
-    return ParticipantDisconnected(participant.identity, raw=participant)
-
-
-def _track_event(kind: type[TrackPublished | TrackUnpublished]) -> Callable[..., MediaEvent]:
-    def handle(media: LiveKitMedia, publication: rtc.RemoteTrackPublication,
-               participant: rtc.RemoteParticipant) -> MediaEvent:
-        media._refresh(participant)
-        return kind(participant.identity, track_view(publication), raw=publication)
-    return handle
-
-
-def _subscription(kind: type[TrackSubscribed | TrackUnsubscribed]) -> Callable[..., MediaEvent]:
-    def handle(media: LiveKitMedia, track: rtc.Track | None,
-               publication: rtc.RemoteTrackPublication,
-               participant: rtc.RemoteParticipant) -> MediaEvent:
-        media._refresh(participant)
-        return kind(participant.identity, track_view(publication),
-                    raw=(track, publication, participant))
-    return handle
-
-
-def _muted(media: LiveKitMedia, participant: rtc.Participant, _: Any) -> None:
-    if isinstance(participant, rtc.RemoteParticipant):
-        media._refresh(participant)
-
-
-def _permissions_changed(media: LiveKitMedia, participant: rtc.Participant,
-                         permission: ParticipantPermission) -> MediaEvent | None:
-    if isinstance(participant, rtc.RemoteParticipant):
-        media._refresh(participant)  # no core event for others' grants: view only
-        return None
-    permissions = permissions_of(permission)
-    room = media._room
-    for source, track in list(media._published.items()):
-        if not permissions.allows(source):  # the server already took it down
-            del media._published[source]
-            media._retire(track, room)
-    media._permissions = permissions
-    return PermissionsChanged(permissions, raw=permission)
-
-
-def _metadata(media: LiveKitMedia, old: str, new: str) -> MediaEvent:
-    media._metadata = new
-    return RoomMetadataChanged(new, raw=(old, new))
-
-
-def _data(media: LiveKitMedia, packet: rtc.DataPacket) -> MediaEvent:
-    sender = packet.participant.identity if packet.participant is not None else None
-    return DataReceived(packet.data, sender, packet.topic or None, raw=packet)
-
-
-def _speakers(media: LiveKitMedia, speakers: list[rtc.Participant]) -> MediaEvent:
-    return ActiveSpeakersChanged(tuple(p.identity for p in speakers), raw=speakers)
-
-
-def _connection(media: LiveKitMedia, state: rtc.ConnectionState.ValueType) -> MediaEvent | None:
-    mapped = STATES.get(state)  # DISCONNECTED waits for "disconnected", which has a reason
-    if mapped is None or mapped is media._state or media._state is ConnectionState.DISCONNECTED:
-        return None
-    media._state = mapped
-    return ConnectionStateChanged(mapped, raw=state)
-
-
-def _disconnected(media: LiveKitMedia,
-                  reason: rtc.DisconnectReason.ValueType) -> MediaEvent | None:
-    if media._state is ConnectionState.DISCONNECTED:
-        return None
-    media._lost()
-    media._state = ConnectionState.DISCONNECTED
-    return ConnectionStateChanged(ConnectionState.DISCONNECTED, reason_of(reason), raw=reason)
-
-
-def _republished(media: LiveKitMedia, publication: rtc.LocalTrackPublication,
-                 previous_sid: str) -> None:
-    for track in media._published.values():  # a full reconnect re-issues our tracks' sids
-        if track.sid == previous_sid:
-            track.sid = publication.sid
-
-
-def _subscription_failed(media: LiveKitMedia, participant: rtc.RemoteParticipant,
-                         track_sid: str, error: str) -> None:
-    logger.warning("subscribing to %s of %r failed: %s", track_sid, participant.identity, error)
-
-
-_HANDLERS: dict[EventTypes, Callable[..., MediaEvent | None]] = {
-    "participant_connected": _joined,
-    "participant_disconnected": _left,
-    "track_published": _track_event(TrackPublished),
-    "track_unpublished": _track_event(TrackUnpublished),
-    "track_subscribed": _subscription(TrackSubscribed),
-    "track_unsubscribed": _subscription(TrackUnsubscribed),
-    "track_subscription_failed": _subscription_failed,
-    "track_muted": _muted,
-    "track_unmuted": _muted,
-    "local_track_republished": _republished,
-    "participant_permissions_changed": _permissions_changed,
-    "room_metadata_changed": _metadata,
-    "data_received": _data,
-    "active_speakers_changed": _speakers,
-    "connection_state_changed": _connection,
-    "disconnected": _disconnected,
-}
 
 if TYPE_CHECKING:
     _: type[MediaPort] = LiveKitMedia

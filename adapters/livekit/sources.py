@@ -1,5 +1,4 @@
-"""What a headless LiveKit participant publishes as its microphone and camera, and how to
-check what it receives.
+"""What a headless LiveKit participant publishes as its microphone and camera.
 
 A headless client has no devices, so :class:`adapters.livekit.media.LiveKitMedia` publishes
 *real* WebRTC tracks fed by a pluggable **feed**. A feed knows its format and, in
@@ -26,12 +25,10 @@ Audio feeds (16-bit PCM, as ``rtc.AudioFrame`` wants):
 Video feeds: :class:`GeneratedVideo` (a moving RGBA test pattern, 320x240 at 15 fps by
 default) and :class:`PushedVideo` (the app pushes frames).
 
-Receiving side: :func:`receive_audio_level` (RMS of a subscribed remote audio track) and
-:func:`count_video_frames` read ``rtc.AudioStream`` / ``rtc.VideoStream`` for a while and
-always close them; ``LiveKitMedia.remote_audio_rms`` / ``remote_video_frames`` find the
-track for you.
+The receiving side (what a participant hears and sees) is in
+:mod:`adapters.livekit.probes`.
 
-numpy is used for frame synthesis and RMS: it is a dependency of ``livekit`` itself.
+numpy is used for frame synthesis: it is a dependency of ``livekit`` itself.
 """
 
 from __future__ import annotations
@@ -49,7 +46,7 @@ from livekit import rtc
 __all__ = [
     "AudioFeed", "VideoFeed", "AudioSourceFactory", "VideoSourceFactory",
     "ToneAudio", "SilentAudio", "WavAudio", "PushedAudio", "GeneratedVideo", "PushedVideo",
-    "receive_audio_level", "count_video_frames", "FRAME_SECONDS",
+    "FRAME_SECONDS",
 ]
 
 #: Length of every generated audio frame (WebRTC's native 10 ms).
@@ -348,50 +345,3 @@ class PushedVideo:
             await asyncio.Event().wait()  # frames arrive through push() until cancelled
         finally:
             self._source = None
-
-
-# -- receiving ---------------------------------------------------------------------------
-async def receive_audio_level(track: rtc.Track, seconds: float = 0.5, *,
-                              grace: float = 2.0) -> float:
-    """RMS (0..1 of full scale) of ``seconds`` of audio received on a subscribed remote
-    audio ``track``, resampled to 48 kHz mono. Reading stops after ``seconds + grace`` of
-    wall clock even if fewer frames came; no frames at all gives ``0.0``."""
-    stream = rtc.AudioStream.from_track(track=track, sample_rate=48_000, num_channels=1)
-    wanted = int(48_000 * seconds)
-    chunks: list[np.ndarray] = []
-    got = 0
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds + grace
-    try:
-        while got < wanted and (remaining := deadline - loop.time()) > 0:
-            try:
-                event = await asyncio.wait_for(stream.__anext__(), remaining)
-            except (TimeoutError, StopAsyncIteration):
-                break
-            samples = np.frombuffer(event.frame.data, dtype=np.int16)
-            chunks.append(samples)
-            got += samples.size
-    finally:
-        await stream.aclose()
-    if not chunks:
-        return 0.0
-    pcm = np.concatenate(chunks)[:wanted].astype(np.float64) / 32768.0
-    return float(np.sqrt(np.mean(pcm * pcm)))
-
-
-async def count_video_frames(track: rtc.Track, seconds: float = 0.5) -> int:
-    """How many frames a subscribed remote video ``track`` delivers in ``seconds``."""
-    stream = rtc.VideoStream.from_track(track=track)
-    count = 0
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    try:
-        while (remaining := deadline - loop.time()) > 0:
-            try:
-                await asyncio.wait_for(stream.__anext__(), remaining)
-            except (TimeoutError, StopAsyncIteration):
-                break
-            count += 1
-    finally:
-        await stream.aclose()
-    return count

@@ -32,7 +32,8 @@ from livekit import api, rtc
 from livekit.rtc.participant import PublishTrackError
 
 from stream_engine.livekit_control import LiveKitControl, LiveKitNotFound, mint_token
-from stream_devstack.livekit_process import LiveKitServer, LiveKitServerNotFound
+from stream_devstack.livekit_binary import LiveKitServerNotFound
+from stream_devstack.livekit_process import LiveKitServer
 
 #: Per-attempt signalling timeout handed to the SDK (RoomOptions.connect_timeout).
 SIGNAL_CONNECT_TIMEOUT_S = 5.0

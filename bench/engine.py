@@ -103,7 +103,7 @@ async def _measure(stack: LocalStack, seconds: float, concurrency: int,
 
 
 def run(seconds: float = 3.0, concurrency: int = 8, trials: int = 3) -> list[dict[str, Any]]:
-    stack = LocalStack(apps=[AppConfig("bench", "bench-key")], token_rate="0/1",
+    stack = LocalStack(apps=[AppConfig("bench", "bench-key")], token_rate="0/1", read_rate="0/1",
                        mutate_rate="0/1")  # rate 0 = unlimited
     with stack:
         return asyncio.run(_measure(stack, seconds, concurrency, trials))

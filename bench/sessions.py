@@ -28,6 +28,7 @@ from livekit import rtc
 from livekit.rtc.room import EventTypes
 
 from adapters.livekit.events import PUBLISH_SOURCES
+from stream_core.names import livekit_room_name
 
 from stream_core.engine.settings import AppConfig
 from stream_engine.livekit_control import LiveKitControl, mint_token
@@ -175,7 +176,7 @@ async def _measure(stack: LocalStack, trials: int, cycles: int) -> list[dict[str
             await speaker.leave_seat()
             await listener.remote_participants.wait_for(
                 lambda ps: not any(p.identity == "speaker" and p.tracks for p in ps), TIMEOUT)
-        await raw.grant_floor(control, f"{app.app_id}__raw-{name}", "speaker", "listener",
+        await raw.grant_floor(control, livekit_room_name(app.app_id, f"raw-{name}"), "speaker", "listener",
                               ["microphone"], trials, record,
                               "seat grant: raw UpdateParticipant + publish -> subscribed")
         for s in (host, speaker, listener):
@@ -193,7 +194,7 @@ async def _measure(stack: LocalStack, trials: int, cycles: int) -> list[dict[str
             await star.remove_from_stage("fan")
             await star.remote_participants.wait_for(
                 lambda ps: not any(p.identity == "fan" and p.tracks for p in ps), TIMEOUT)
-        await raw.grant_floor(control, f"{app.app_id}__raw-{name}", "fan", "star",
+        await raw.grant_floor(control, livekit_room_name(app.app_id, f"raw-{name}"), "fan", "star",
                               ["microphone", "camera"], trials, record,
                               "stage promotion: raw UpdateParticipant + publish -> subscribed")
         await fan.dispose()
@@ -265,7 +266,7 @@ async def _measure(stack: LocalStack, trials: int, cycles: int) -> list[dict[str
 
 
 def run(trials: int = 7, cycles: int = 200) -> list[dict[str, Any]]:
-    with LocalStack(apps=[AppConfig("bench-s", "bench-s-key")], token_rate="0/1",
+    with LocalStack(apps=[AppConfig("bench-s", "bench-s-key")], token_rate="0/1", read_rate="0/1",
                     mutate_rate="0/1") as stack:
         return asyncio.run(_measure(stack, trials, cycles))
 

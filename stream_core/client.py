@@ -19,7 +19,7 @@ from stream_core.operations import Operation
 from stream_core.models import UTDCall, UTDSeatMode, UTDStreamType, UTDTokenResponse
 from stream_core.ports import EnginePort, MediaPort
 from stream_core.rooms.calls import CallLedger
-from stream_core.rooms.presence import check_identity
+from stream_core.names import check_app_id, check_identity, check_room_name
 from stream_core.rooms.seats import parse_seat_mode
 from stream_core.sessions.audio_room import UTDAudioRoomSession
 from stream_core.sessions.base import DEFAULT_GRANT_TIMEOUT, UTDSession
@@ -45,7 +45,7 @@ class UTDStreamClient:
                  media_factory: MediaFactory | None = None,
                  grant_timeout: float = DEFAULT_GRANT_TIMEOUT,
                  adaptive_stream: bool = True, dynacast: bool = True) -> None:
-        check_identity(app_id, "app_id")
+        check_app_id(app_id)
         check_identity(app_key, "app_key")
         self.app_id = app_id
         self.base_url = base_url
@@ -160,7 +160,7 @@ class UTDStreamClient:
                     as_host: bool, name: str | None, device_id: str | None,
                     **extra: Any) -> UTDTokenResponse:
         check_identity(identity)
-        check_identity(room_name, "room_name")
+        check_room_name(room_name)
         grant = await self._engine(
             ops.MINT_TOKEN, None, identity=identity, room_name=room_name,
             stream_type=stream_type, role="host" if as_host else "audience", name=name,

@@ -27,6 +27,7 @@ class ErrorCode:
     PUBLISH_DENIED = "publish_denied"
     NOT_CONNECTED = "not_connected"
     ROOM_FULL = "room_full"
+    LIMIT_REACHED = "limit_reached"
     INTERNAL = "internal"
 
 

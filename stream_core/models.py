@@ -231,6 +231,7 @@ class UTDPermissions:
     can_subscribe: bool = True
     can_publish_data: bool = True
     sources: tuple[str, ...] = ()
+    hidden: bool = False  # others do not see this participant (yet): the engine admits it
 
     def allows(self, source: str) -> bool:
         """True if ``source`` may be published (an empty source list means any source)."""

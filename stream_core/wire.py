@@ -16,7 +16,7 @@ from stream_core.models import (
     MAX_SEATS, UTDCall, UTDCallStatus, UTDSeat, UTDSeatGrid, UTDSeatMode, UTDSpeakRequest,
     UTDStage, UTDStageMember, UTDStreamType, UTDTokenResponse,
 )
-from stream_core.rooms.presence import MAX_IDENTITY_LENGTH
+from stream_core.names import check_app_id, check_identity, check_room_name
 
 __all__ = [
     "load", "dump",
@@ -30,9 +30,19 @@ __all__ = [
 
 T = TypeVar("T")
 
-_identity = validate.Length(min=1, max=MAX_IDENTITY_LENGTH)
-_room = validate.Regexp(r"^[A-Za-z0-9_.:-]{1,96}$",
-                        error="must be 1-96 letters, digits or _ . : -")
+def _checked(check: Any) -> Any:
+    """A marshmallow validator from one of :mod:`stream_core.names`' checks."""
+    def validator(value: object) -> None:
+        try:
+            check(value)
+        except UTDStreamException as exc:
+            raise ValidationError(exc.message.split(" ", 1)[1]) from None
+    return validator
+
+
+_identity = _checked(check_identity)
+_room = _checked(check_room_name)
+_app_id = _checked(check_app_id)
 _seat_index = validate.Range(min=0, max=MAX_SEATS - 1)
 
 
@@ -44,7 +54,7 @@ class _Base(Schema):
 class TokenRequestSchema(_Base):
     """``POST /token``: mint a LiveKit room token (or, without ``room_name``, a bearer)."""
 
-    app_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    app_id = fields.String(required=True, validate=_app_id)
     app_key = fields.String(required=True, validate=validate.Length(min=1, max=256),
                             load_only=True)
     identity = fields.String(required=True, validate=_identity)
@@ -60,7 +70,7 @@ class TokenRequestSchema(_Base):
 
 
 class AuthenticateRequestSchema(_Base):
-    app_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    app_id = fields.String(required=True, validate=_app_id)
     app_key = fields.String(required=True, load_only=True)
     identity = fields.String(required=True, validate=_identity)
     name = fields.String(load_default=None)

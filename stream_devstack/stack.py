@@ -37,7 +37,8 @@ class LocalStack:
 
     def __init__(self, *, apps: list[AppConfig] | None = None, state_dir: Path | None = None,
                  database_url: str | None = None, ring_timeout: float = 30.0,
-                 token_rate: str = "200/400", mutate_rate: str = "2000/4000") -> None:
+                 token_rate: str = "200/400", mutate_rate: str = "2000/4000",
+                 read_rate: str = "5000/10000") -> None:
         self.apps = apps or [AppConfig("app-" + secrets.token_hex(3), secrets.token_hex(16))]
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if state_dir is None:
@@ -46,7 +47,7 @@ class LocalStack:
         self.state_dir = state_dir
         self.database_url = database_url
         self.ring_timeout = ring_timeout
-        self._rates = (token_rate, mutate_rate)
+        self._rates = (token_rate, mutate_rate, read_rate)
         #: The engine's bearer signing secret, kept across ``restart_engine`` so bearers
         #: issued before a crash stay valid (and tests can forge expired ones).
         self.signing_secret = secrets.token_urlsafe(32)
@@ -105,7 +106,8 @@ class LocalStack:
                 "--state-dir", str(self.state_dir), "--livekit-url", self.livekit.url,
                 "--livekit-api-key", self.livekit.api_key,
                 "--ring-timeout", str(self.ring_timeout),
-                "--token-rate", self._rates[0], "--mutate-rate", self._rates[1]]
+                "--token-rate", self._rates[0], "--mutate-rate", self._rates[1],
+                "--read-rate", self._rates[2]]
         return args, env
 
     def _spawn_engine(self, deadline: float) -> None:

@@ -14,6 +14,7 @@ import jwt
 
 from stream_core.engine.identity import check_signature, identity_signature
 from stream_core.errors import UTDStreamException
+from stream_core.names import check_app_id, check_identity
 from stream_core.ports import BearerPort
 
 __all__ = ["JwtBearers", "issue_bearer", "verify_bearer", "identity_signature",
@@ -41,7 +42,13 @@ def verify_bearer(secret: str, token: str | None) -> tuple[str, str]:
         raise UTDStreamException.unauthenticated("bearer token expired") from None
     except jwt.PyJWTError:
         raise UTDStreamException.unauthenticated("invalid bearer token") from None
-    return str(claims["app"]), str(claims["sub"])
+    app_id, identity = str(claims["app"]), str(claims["sub"])
+    try:  # issued only for valid names; a bearer naming anything else proves nothing
+        check_app_id(app_id)
+        check_identity(identity)
+    except UTDStreamException:
+        raise UTDStreamException.unauthenticated("invalid bearer token") from None
+    return app_id, identity
 
 
 class JwtBearers:

@@ -32,11 +32,12 @@ class EngineConfig:
     apps: list[AppConfig] = field(default_factory=list)
     signing_secret: str = field(default="", repr=False)
     ring_timeout: float = 30.0
-    token_ttl: float = 6 * 3600.0
+    token_ttl: float = 600.0
     bearer_ttl: float = 24 * 3600.0
     long_poll_max: float = 60.0
     token_limit: RateLimit = field(default_factory=lambda: RateLimit(5.0, 20))
     mutate_limit: RateLimit = field(default_factory=lambda: RateLimit(20.0, 60))
+    read_limit: RateLimit = field(default_factory=lambda: RateLimit(50.0, 100))
 
     @property
     def db_url(self) -> str:
@@ -53,7 +54,8 @@ class EngineConfig:
         """What the engine service itself needs of this configuration (no secrets)."""
         return ServiceSettings(apps=tuple(self.apps), ring_timeout=self.ring_timeout, token_ttl=self.token_ttl,
                                bearer_ttl=self.bearer_ttl, long_poll_max=self.long_poll_max,
-                               token_limit=self.token_limit, mutate_limit=self.mutate_limit)
+                               token_limit=self.token_limit, mutate_limit=self.mutate_limit,
+                               read_limit=self.read_limit)
 
     def ensure_defaults(self) -> list[str]:
         """Fill the dev app and signing secret from (or into) the state dir; say what happened."""
@@ -107,6 +109,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-rate", default=_env("TOKEN_RATE", "5/20"), metavar="RATE/BURST")
     parser.add_argument("--mutate-rate", default=_env("MUTATE_RATE", "20/60"),
                         metavar="RATE/BURST")
+    parser.add_argument("--read-rate", default=_env("READ_RATE", "50/100"),
+                        metavar="RATE/BURST")
 
 
 def _limit(text: str) -> RateLimit:
@@ -130,4 +134,4 @@ def from_args(args: argparse.Namespace) -> EngineConfig:
         livekit_api_secret=args.livekit_api_secret, apps=[_app(a) for a in apps_text],
         signing_secret=_env("SIGNING_SECRET") or "", ring_timeout=args.ring_timeout,
         token_ttl=args.token_ttl, token_limit=_limit(args.token_rate),
-        mutate_limit=_limit(args.mutate_rate))
+        mutate_limit=_limit(args.mutate_rate), read_limit=_limit(args.read_rate))

@@ -35,6 +35,10 @@ __all__ = ["create_app", "SERVICE"]
 _log = logging.getLogger("utd_stream.engine")
 SERVICE = web.AppKey("service", EngineService)
 CONFIG = web.AppKey("config", EngineConfig)
+#: Request bodies: bytes and nesting, bounded before parsing (the largest valid body, a
+#: call's metadata, is capped well below this).
+MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_DEPTH = 16
 _LEAVES = frozenset({"participant_left", "participant_connection_aborted"})
 _REASON_NAMES = {value: name for name, value in lk_api.DisconnectReason.items()}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -74,16 +78,61 @@ async def _body(request: web.Request, op: Operation[Any]) -> dict[str, Any]:
     if op.request is None:
         return {}
     raw = await request.read()  # bytes: a bad charset or non-UTF-8 body is a 400, not a 500
+    if _depth(raw) > MAX_BODY_DEPTH:  # before parsing: the parser recurses per level
+        raise _bad_body(f"body nests deeper than {MAX_BODY_DEPTH} levels")
     try:
         payload = json.loads(raw) if raw.strip() else {}
     except ValueError:  # includes UnicodeDecodeError
-        raise UTDStreamException("body is not valid JSON", status_code=400,
-                                 code=ErrorCode.INVALID_ARGUMENT, field="body") from None
+        raise _bad_body("body is not valid JSON") from None
+    if not _encodable(payload):  # "\ud800" escapes decode to lone surrogates
+        raise _bad_body("body contains a lone surrogate (not valid Unicode)")
     if not isinstance(payload, dict):
         raise UTDStreamException("body must be a JSON object", status_code=400,
                                  code=ErrorCode.INVALID_ARGUMENT, field="body")
     loaded: dict[str, Any] = load(op.request(), payload)
     return loaded
+
+
+def _depth(raw: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (strings skipped), without parsing."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
+def _encodable(value: Any) -> bool:
+    """True if every string in a loaded JSON value is valid Unicode (encodes as UTF-8)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_encodable(v) for v in value)
+    return True
+
+
+def _bad_body(message: str) -> UTDStreamException:
+    return UTDStreamException(message, status_code=400, code=ErrorCode.INVALID_ARGUMENT,
+                              field="body")
 
 
 def _answer(op: Operation[Any], result: Any) -> web.Response:
@@ -158,6 +207,7 @@ async def _webhook(request: web.Request) -> web.Response:
         granted = event.participant.permission
         await service.participant_joined(
             event.room.name, event.participant.identity, can_publish=granted.can_publish,
+            hidden=granted.hidden,
             sources=frozenset(SOURCE_BY_VALUE.get(s, "unknown")
                               for s in granted.can_publish_sources))
     elif event.event == "room_finished":
@@ -168,7 +218,7 @@ async def _webhook(request: web.Request) -> web.Response:
 def create_app(config: EngineConfig, *, store: Store | None = None,
                control_factory: Callable[[], ControlPort] | None = None) -> web.Application:
     """The engine as an aiohttp app; LiveKit control and the ring timer start with it."""
-    app = web.Application(middlewares=[errors_as_json])
+    app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
     document = build_openapi()
     own_store = store is None

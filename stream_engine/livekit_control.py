@@ -172,11 +172,11 @@ class LiveKitControl:
         return self._client_url
 
     async def mint_token(self, *, identity: str, room: str, name: str | None,
-                         sources: frozenset[str], ttl: float) -> str:
+                         sources: frozenset[str], ttl: float, hidden: bool = False) -> str:
         """A token that lets ``identity`` publish exactly ``sources`` (none: listen only)."""
         return mint_token(self._key, self._secret, identity=identity, room=room, name=name,
                           can_publish=bool(sources), can_publish_sources=sorted(sources),
-                          ttl_seconds=int(ttl))
+                          ttl_seconds=int(ttl), hidden=hidden)
 
     async def set_permissions(self, room: str, identity: str, sources: frozenset[str]) -> None:
         """Let ``identity`` publish exactly ``sources`` (none: nothing at all)."""

@@ -63,6 +63,7 @@ def mint_token(
     ttl_seconds: int,
     metadata: str | None = None,
     room_join: bool = True,
+    hidden: bool = False,
 ) -> str:
     """Mint a participant access token (HS256 JWT) for ``room``.
 
@@ -86,6 +87,7 @@ def mint_token(
         can_subscribe=can_subscribe,
         can_publish_data=can_publish_data,
         can_publish_sources=sources or None,
+        hidden=hidden,
     )
     token = (
         api.AccessToken(api_key, api_secret)

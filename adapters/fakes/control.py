@@ -26,9 +26,9 @@ class FakeControl:
         return self.sfu.url
 
     async def mint_token(self, *, identity: str, room: str, name: str | None,
-                         sources: frozenset[str], ttl: float) -> str:
+                         sources: frozenset[str], ttl: float, hidden: bool = False) -> str:
         return self.sfu.issue_token(room=room, identity=identity, name=name,
-                                    permissions=grant_for(sources))
+                                    permissions=grant_for(sources, hidden=hidden))
 
     async def create_room(self, name: str, *, max_participants: int = 0,
                           empty_timeout: int | None = None, metadata: str = "") -> None:

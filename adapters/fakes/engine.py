@@ -34,6 +34,7 @@ from stream_core.engine.ratelimit import RateLimiter
 from stream_core.engine.service import EngineService
 from stream_core.engine.settings import AppConfig, RateLimit, ServiceSettings
 from stream_core.errors import UTDStreamException
+from stream_core.names import livekit_room_name
 from stream_core.models import UTDCall
 from stream_core.operations import Credentials, Operation
 from stream_core.ports import BearerPort, EnginePort
@@ -146,7 +147,6 @@ class FakeEngine:
 
     def media_room(self, room_name: str) -> str:
         """The SFU's name for this app's room ``room_name``."""
-        from stream_core.engine.base import livekit_room_name
         return livekit_room_name(self.app_id, room_name)
 
     def __repr__(self) -> str:
@@ -185,7 +185,7 @@ class FakeEngine:
         elif hook.event == "participant_joined" and hook.identity and hook.permissions:
             await self.service.participant_joined(
                 hook.room, hook.identity, can_publish=hook.permissions.can_publish,
-                sources=frozenset(hook.permissions.sources))
+                sources=frozenset(hook.permissions.sources), hidden=hook.permissions.hidden)
         elif hook.event == "room_finished":
             await self.service.room_finished(hook.room)
 

@@ -144,12 +144,16 @@ class SfuRoom:
     def _others(self, participant: SfuParticipant | None) -> list[SfuParticipant]:
         return [m for m in self.members.values() if m is not participant]
 
+    def _watchers(self, participant: SfuParticipant) -> list[SfuParticipant]:
+        """Who hears of ``participant``'s comings and goings: nobody while it is hidden."""
+        return [] if participant.permissions.hidden else self._others(participant)
+
     # -- membership -------------------------------------------------------------------
     def admit(self, joiner: SfuParticipant) -> tuple[UTDRemoteParticipant, ...]:
         """Add ``joiner``, announce it, and return everyone else as ``joiner`` sees them."""
-        present = self._others(joiner)
+        present = [m for m in self._others(joiner) if not m.permissions.hidden]
         self.members[joiner.identity] = joiner
-        for other in present:
+        for other in self._watchers(joiner):
             other.post(Delivery(ParticipantConnected(joiner.identity), joiner.seen_by(other)))
         return tuple(other.seen_by(joiner) for other in present)
 
@@ -164,7 +168,7 @@ class SfuRoom:
         for track in list(leaver.tracks.values()):
             self.take_down(leaver, track)
         del self.members[leaver.identity]
-        for other in self._others(leaver):
+        for other in self._watchers(leaver):
             other.post(Delivery(ParticipantDisconnected(leaver.identity)))
         if reason is not None:
             leaver.post(Delivery(ConnectionStateChanged(ConnectionState.DISCONNECTED, reason)))
@@ -181,7 +185,7 @@ class SfuRoom:
     # -- tracks -----------------------------------------------------------------------
     def publish(self, owner: SfuParticipant, track: UTDTrack) -> None:
         owner.tracks[track.source] = track
-        for other in self._others(owner):
+        for other in self._watchers(owner):
             other.post(Delivery(TrackPublished(owner.identity, track)))
             if other.subscribes:
                 other.post(Delivery(TrackSubscribed(owner.identity,
@@ -190,7 +194,7 @@ class SfuRoom:
     def take_down(self, owner: SfuParticipant, track: UTDTrack) -> None:
         """Unpublish ``track``; the others see it unsubscribed (if they were) and gone."""
         del owner.tracks[track.source]
-        for other in self._others(owner):
+        for other in self._watchers(owner):
             if other.subscribes:
                 other.post(Delivery(TrackUnsubscribed(owner.identity, track)))
             other.post(Delivery(TrackUnpublished(owner.identity, track)))
@@ -199,6 +203,7 @@ class SfuRoom:
         """Apply a new grant: take down what it no longer allows, then tell everyone."""
         was_publisher = target.permissions.can_publish
         was_subscriber = target.subscribes
+        was_hidden = target.permissions.hidden
         target.permissions = permissions
         revoked = [t for source, t in target.tracks.items() if not permissions.allows(source)]
         for track in revoked:
@@ -206,7 +211,10 @@ class SfuRoom:
         target.post(Delivery(PermissionsChanged(permissions),
                              unpublished=tuple(t.sid for t in revoked)))
         others = self._others(target)
-        if permissions.can_publish != was_publisher:
+        if was_hidden and not permissions.hidden:  # admitted: the others see it arrive now
+            for other in others:
+                other.post(Delivery(ParticipantConnected(target.identity), target.seen_by(other)))
+        elif permissions.can_publish != was_publisher and not permissions.hidden:
             for other in others:
                 other.post(Delivery(None, target.seen_by(other)))
         if target.subscribes != was_subscriber:

@@ -28,15 +28,17 @@ from stream_core.engine.locks import KeyedLocks
 from stream_core.engine.ratelimit import RateLimiter
 from stream_core.engine.settings import AppConfig, ServiceSettings
 from stream_core.errors import ErrorCode, UTDStreamException
+from stream_core.limits import check_state_size
 from stream_core.models import UTDCall
 from stream_core.ports import BearerPort, ControlPort, StorePort
 from stream_core.rooms import Room, call_state, room_state
 from stream_core.wire import RoomStateSchema, dump
 
-__all__ = ["Caller", "ServiceBase", "livekit_room_name", "state_json", "call_state_json"]
+__all__ = ["Caller", "ServiceBase", "state_json", "call_state_json"]
 
 _log = logging.getLogger("utd_stream.engine")
 _STATE = RoomStateSchema()
+_PUSH_BACKOFF = (0.05, 0.2, 0.8)  # seconds between tries of a refused state push
 T = TypeVar("T")
 
 
@@ -52,18 +54,15 @@ class Caller:
         return f"<Caller {self.app_id}/{self.identity}>"
 
 
-def livekit_room_name(app_id: str, room_name: str) -> str:
-    """The media server's name for an app's room (calls use ``call-<id>`` room names)."""
-    return f"{app_id}__{room_name}"
-
-
 def state_json(room: Room) -> str:
-    """The room's state document, made inside the transaction that committed it."""
-    return json.dumps(dump(_STATE, room_state(room)))
+    """The room's state document, made inside the transaction that commits it: a change
+    whose document would not fit one push is refused there (409), before anything is
+    written. UTF-8, not ASCII escapes: the limit LiveKit enforces is in bytes."""
+    return check_state_size(json.dumps(dump(_STATE, room_state(room)), ensure_ascii=False))
 
 
 def call_state_json(call: UTDCall, version: int) -> str:
-    return json.dumps(dump(_STATE, call_state(call, version)))
+    return json.dumps(dump(_STATE, call_state(call, version)), ensure_ascii=False)
 
 
 _EFFECTS: dict[type[Any], Callable[[ControlPort, str, Any], Awaitable[None]]] = {
@@ -85,7 +84,8 @@ class ServiceBase:
         self.bearers = bearers
         self._clock = clock
         self._limiter = limiter or RateLimiter(
-            {"token": settings.token_limit, "mutate": settings.mutate_limit})
+            {"token": settings.token_limit, "mutate": settings.mutate_limit,
+             "read": settings.read_limit})
         self._locks = KeyedLocks()
 
     # -- who is calling -------------------------------------------------------------
@@ -119,7 +119,23 @@ class ServiceBase:
                 self.control, lk_room, effect))
 
     async def _push(self, lk_room: str, state: str) -> None:
-        await self._media("push state", self.control.push_state(lk_room, state))
+        """Push the room's state; a refusal is retried with backoff (while the room's lock
+        is held, so no later state overtakes it), then reported as an error with its cause.
+        A media room that is not there needs no push: joiners read the state at connect."""
+        for delay in (*_PUSH_BACKOFF, None):
+            try:
+                await self.control.push_state(lk_room, state)
+                return
+            except UTDStreamException as exc:
+                if exc.code == ErrorCode.NOT_FOUND:
+                    return
+                if delay is None:
+                    _log.error("state push to %s refused after %d tries: %s (%s)", lk_room,
+                               len(_PUSH_BACKOFF) + 1, exc.message, exc.code, exc_info=exc)
+                    return
+                _log.warning("state push to %s refused (%s); retrying in %.2f s", lk_room,
+                             exc.code, delay)
+                await asyncio.sleep(delay)
 
     async def _media(self, what: str, op: Awaitable[T]) -> T | None:
         """Await one control call; tolerate exactly what a control port may report."""

@@ -14,7 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 from stream_core.effects import Effect
-from stream_core.engine.base import Caller, ServiceBase, call_state_json, livekit_room_name
+from stream_core.engine.base import Caller, ServiceBase, call_state_json
+from stream_core.names import check_call_id, livekit_call_name
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.models import UTDCall, UTDStreamType
 from stream_core.rooms import call_publish_sources
@@ -57,12 +58,15 @@ class CallService(ServiceBase):
 
     async def call_op(self, who: Caller, call_id: str, trigger: str) -> UTDCall:
         """``who`` fires ``trigger`` on the call; an accepted call comes with a token."""
+        check_call_id(call_id)
         self._limit("mutate", who.app_id, who.identity)
         await self.expire_due()
         call = await self._move(who.app_id, call_id, trigger, who.identity)
         return await self._with_token(who, call) if trigger == "accept" else call
 
     async def get_call(self, who: Caller, *, call_id: str) -> UTDCall:
+        check_call_id(call_id)
+        self._limit("read", who.app_id, who.identity)
         await self.expire_due()
         call = await self._store(self.store.read_call, who.app_id, call_id)
         if who.identity not in (call.caller_identity, call.callee_identity):
@@ -70,18 +74,19 @@ class CallService(ServiceBase):
         return call
 
     async def incoming_calls(self, who: Caller) -> list[UTDCall]:
-        await self.expire_due()
-        return await self._store(self.store.incoming_calls, who.app_id, who.identity)
+        self._limit("read", who.app_id, who.identity)
+        return await self._ringing(who)
 
     async def wait_incoming_call(self, who: Caller, *, timeout: float) -> UTDCall | None:
         """Long-poll: the oldest ringing call not yet handed to this identity this way."""
+        self._limit("read", who.app_id, who.identity)
         timeout = max(0.0, min(timeout, self.settings.long_poll_max))
         key = (who.app_id, who.identity)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             serial = self._incoming_serial  # a call created after this is looked for again
-            ringing = await self.incoming_calls(who)
+            ringing = await self._ringing(who)
             seen = self._handed_out.pop(key, set()) & {c.call_id for c in ringing}
             fresh = [c for c in ringing if c.call_id not in seen]
             if fresh:
@@ -137,6 +142,10 @@ class CallService(ServiceBase):
         await self._move(app_id, call_id, "drop", None)
 
     # -- internals ------------------------------------------------------------------
+    async def _ringing(self, who: Caller) -> list[UTDCall]:
+        await self.expire_due()
+        return await self._store(self.store.incoming_calls, who.app_id, who.identity)
+
     async def _move(self, app_id: str, call_id: str, trigger: str,
                     actor: str | None) -> UTDCall:
         def change(call: UTDCall) -> tuple[UTDCall, tuple[list[Effect], bool]]:
@@ -161,4 +170,4 @@ class CallService(ServiceBase):
 
     @staticmethod
     def _call_room(app_id: str, call: UTDCall) -> str:
-        return livekit_room_name(app_id, call.room_name or f"call-{call.call_id}")
+        return livekit_call_name(app_id, call.call_id)

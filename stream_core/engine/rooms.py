@@ -11,14 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from stream_core.effects import Effect
-from stream_core.engine.base import Caller, ServiceBase, livekit_room_name, state_json
+from stream_core.engine.base import Caller, ServiceBase, state_json
 from stream_core.engine.identity import check_signature
 from stream_core.engine.settings import AppConfig
 from stream_core.errors import UTDStreamException
 from stream_core.models import UTDSeatMode, UTDStreamType, UTDTokenResponse
 from stream_core.operations import Operation
 from stream_core.ports import RoomView
-from stream_core.rooms import Room, admit, check_identity, new_room, room_type
+from stream_core.names import check_identity, check_room_name, livekit_room_name
+from stream_core.rooms import Room, admit, new_room, room_type
 from stream_core.rooms.hosting import room_class, snapshot_type
 from stream_core.rooms.presence import require_present
 
@@ -47,7 +48,6 @@ class RoomService(ServiceBase):
             raise UTDStreamException.invalid(
                 "room_name and stream_type are required for a room token (use /auth for a "
                 "bearer only)", field="room_name" if room_name is None else "stream_type")
-        check_identity(room_name, "room_name")
         lk_name = livekit_room_name(app.app_id, room_name)
         kind = stream_type
 
@@ -71,8 +71,11 @@ class RoomService(ServiceBase):
             await self._tell(lk_name, effects)
             if fresh or changed:
                 await self._push(lk_name, state)
+        # hidden until the engine admits the connection (participant_joined): a banned
+        # identity with an old token is removed before anyone sees it arrive
         token = await self.control.mint_token(identity=identity, room=lk_name, name=name,
-                                              sources=sources, ttl=self.settings.token_ttl)
+                                              sources=sources, ttl=self.settings.token_ttl,
+                                              hidden=True)
         return UTDTokenResponse(token=token, url=self.control.client_url, room_name=room_name,
                                 user_token=self.bearers.issue(app.app_id, identity),
                                 ws_url=self.control.client_url)
@@ -90,7 +93,9 @@ class RoomService(ServiceBase):
     async def room_op(self, op: Operation[Any], who: Caller, room_name: str,
                       **args: Any) -> Any:
         """Run the room operation ``op`` as ``who``; its answer."""
+        lk_name = livekit_room_name(who.app_id, room_name)  # checks the name (422)
         if op.reads:
+            self._limit("read", who.app_id, who.identity)
             view = await self._store(self.store.read_room, who.app_id, room_name)
             snapshot = self._readable(op, room_name, view, who.identity)
             return snapshot if op.answer is None else op.answer(snapshot, who.identity)
@@ -106,7 +111,6 @@ class RoomService(ServiceBase):
             answer = snapshot if op.answer is None else op.answer(snapshot, who.identity)
             return room, (effects, answer, state_json(room))
 
-        lk_name = livekit_room_name(who.app_id, room_name)
         async with self._locks.hold((who.app_id, room_name)):  # media sees commit order
             effects, answer, state = await self._store(
                 self.store.mutate_room, who.app_id, room_name, lk_name, change)

@@ -55,10 +55,12 @@ class WebhookService(CallService):
             await self._push(livekit_room, state)
 
     async def participant_joined(self, livekit_room: str, identity: str, *,
-                                 can_publish: bool, sources: frozenset[str]) -> None:
-        """Bring a new connection's grant up to what the room says now (a seat or stage
-        slot won or lost since its token was minted, when no grant could reach it), and
-        remove it if it was banned since. Nothing is sent when the token is still right."""
+                                 can_publish: bool, sources: frozenset[str],
+                                 hidden: bool = False) -> None:
+        """Admit a new connection: remove it if it was banned since its token was minted
+        (it joined hidden, so nobody saw it), otherwise make it visible with its grant
+        brought up to what the room says now (a seat or stage slot won or lost since the
+        mint, when no grant could reach it). Nothing is sent when the token is right."""
         found = await self._store(self.store.room_by_livekit_name, livekit_room)
         if found is None:
             return
@@ -71,7 +73,7 @@ class WebhookService(CallService):
                                                                             identity))
                 return
             wanted = snapshot_publish_sources(view.snapshot, identity)
-            if can_publish == bool(wanted) and (not wanted or sources == wanted):
+            if not hidden and can_publish == bool(wanted) and (not wanted or sources == wanted):
                 return
             await self._media("grant", self.control.set_permissions(livekit_room, identity,
                                                                     wanted))

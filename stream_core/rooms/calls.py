@@ -21,7 +21,8 @@ from stream_core.errors import UTDStreamException
 from stream_core.machines.call import CALL_PUBLISH, CALL_TABLE, UNANSWERED, CallState
 from stream_core.machines.table import Actor
 from stream_core.models import UTDCall, UTDStreamType
-from stream_core.rooms.presence import check_identity
+from stream_core.limits import check_call_metadata
+from stream_core.names import check_call_id, check_identity
 
 __all__ = ["CallLedger", "DEFAULT_RING_TIMEOUT", "apply_call", "expire_call", "call_actors",
            "call_publish_sources", "noop_for", "open_call"]
@@ -116,7 +117,7 @@ class CallLedger:
     def create(self, *, call_id: str, caller: str, callee: str, type: UTDStreamType,
                now: float, room_name: str | None = None, caller_name: str | None = None,
                callee_name: str | None = None, metadata: dict[str, Any] | None = None) -> UTDCall:
-        check_identity(call_id, "call_id")
+        check_call_id(call_id)
         check_identity(caller, "caller_identity")
         check_identity(callee, "callee_identity")
         if not isinstance(type, UTDStreamType) or not type.is_call:
@@ -129,7 +130,8 @@ class CallLedger:
         call = UTDCall(call_id=call_id, status=CALL_TABLE.initial, type=type,
                        caller_identity=caller, callee_identity=callee,
                        room_name=room_name or f"call-{call_id}", caller_name=caller_name,
-                       callee_name=callee_name, metadata=dict(metadata or {}), created_at=now,
+                       callee_name=callee_name, metadata=check_call_metadata(metadata),
+                       created_at=now,
                        ring_deadline=now + self.ring_timeout)
         return self.restore(call)
 

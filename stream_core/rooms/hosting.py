@@ -90,9 +90,11 @@ def admit(room: Room, identity: str, *, stream_type: UTDStreamType, as_host: boo
     return room.join(identity, as_host=as_host, name=name)
 
 
-def grant_for(sources: frozenset[str]) -> UTDPermissions:
-    """The media permission that lets a participant publish exactly ``sources``."""
-    return UTDPermissions(can_publish=bool(sources), sources=tuple(sorted(sources)))
+def grant_for(sources: frozenset[str], *, hidden: bool = False) -> UTDPermissions:
+    """The media permission that lets a participant publish exactly ``sources`` (and, while
+    ``hidden``, keeps it out of the others' sight)."""
+    return UTDPermissions(can_publish=bool(sources), sources=tuple(sorted(sources)),
+                          hidden=hidden)
 
 
 def room_state(room: Room) -> dict[str, Any]:

@@ -7,24 +7,9 @@ from dataclasses import dataclass, field
 
 from stream_core.errors import UTDStreamException
 from stream_core.machines.table import Actor
+from stream_core.names import MAX_IDENTITY_LENGTH, check_identity
 
 __all__ = ["Presence", "check_identity", "require_present", "MAX_IDENTITY_LENGTH"]
-
-MAX_IDENTITY_LENGTH = 128
-
-
-def check_identity(identity: object, field_name: str = "identity") -> str:
-    """Validate an identity string; raise 422 naming ``field_name`` otherwise."""
-    if not isinstance(identity, str) or not identity.strip():
-        raise UTDStreamException.invalid(f"{field_name} must be a non-empty string",
-                                         field=field_name)
-    if len(identity) > MAX_IDENTITY_LENGTH or any(ord(c) < 32 for c in identity):
-        raise UTDStreamException.invalid(
-            f"{field_name} must be at most {MAX_IDENTITY_LENGTH} printable characters",
-            field=field_name,
-        )
-    return identity
-
 
 def require_present(present: Mapping[str, str | None], identity: str, room_name: str) -> None:
     """Only a participant who joined (and was not banned since) may act on or read a room."""

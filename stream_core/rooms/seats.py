@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from stream_core.effects import Effect, ParticipantRemoved, PublishChanged
 from stream_core.errors import ErrorCode, UTDStreamException
+from stream_core.limits import MAX_SEAT_INVITES, MAX_SPEAK_REQUESTS, require_room_for
 from stream_core.machines.seat import SEAT_TABLE, SeatState
 from stream_core.machines.speaker import (
     SPEAKER_PUBLISH, SPEAKER_TABLE, SpeakerState, mode_condition,
@@ -129,6 +130,8 @@ class SeatRoom:
             self._seat_at(seat_index)
         SPEAKER_TABLE.check(self._state(actor), "request", actors={Actor.SELF},
                             conditions=self._conditions)
+        require_room_for("requests to speak", self._count(SpeakerState.REQUESTING),
+                         MAX_SPEAK_REQUESTS)
         speaker = self._speaker(actor)
         SPEAKER_TABLE.fire(speaker, "request", actors={Actor.SELF}, conditions=self._conditions)
         self._bump()
@@ -155,6 +158,7 @@ class SeatRoom:
     def invite_to_speak(self, actor: str, identity: str, seat_index: int | None = None) -> list[Effect]:
         self.presence.require_host(actor)
         self.presence.require_present(identity)
+        require_room_for("invitations", self._count(SpeakerState.INVITED), MAX_SEAT_INVITES)
         if seat_index is not None:
             self._seat_at(seat_index)
         effects = self._simple(actor, identity, "invite")
@@ -292,6 +296,9 @@ class SeatRoom:
     def _conditions(self) -> frozenset[str]:
         """What holds in this room for rows with a ``when`` (its seat mode)."""
         return frozenset({mode_condition(self.mode)})
+
+    def _count(self, state: SpeakerState) -> int:
+        return sum(1 for sp in self._speakers.values() if sp.state is state)
 
     def _seat_at(self, index: object) -> _Seat:
         if isinstance(index, bool) or not isinstance(index, int):

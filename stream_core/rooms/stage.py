@@ -8,6 +8,7 @@ So a stream with ten thousand viewers holds a handful of models, not ten thousan
 from __future__ import annotations
 
 from stream_core.effects import Effect, ParticipantRemoved, PublishChanged
+from stream_core.limits import MAX_RAISED_HANDS, MAX_STAGE_MEMBERS, require_room_for
 from stream_core.machines.stage import STAGE_PUBLISH, STAGE_TABLE, StageState
 from stream_core.models import UTDStage, UTDStageMember
 from stream_core.rooms.presence import Presence, check_identity
@@ -75,12 +76,16 @@ class LiveStage:
 
     # -- stage moves ----------------------------------------------------------------
     def request_stage(self, actor: str) -> list[Effect]:
+        require_room_for("raised hands", self._count(StageState.HAND_RAISED), MAX_RAISED_HANDS)
         return self._fire(actor, actor, "raise_hand")
 
     def lower_hand(self, actor: str) -> list[Effect]:
         return self._fire(actor, actor, "lower_hand")
 
     def invite_to_stage(self, actor: str, identity: str) -> list[Effect]:
+        if self.state_of(identity) is not StageState.ON_STAGE:
+            require_room_for("co-publishers on stage", self._count(StageState.ON_STAGE),
+                             MAX_STAGE_MEMBERS)
         return self._fire(actor, identity, "promote")
 
     def remove_from_stage(self, actor: str, identity: str) -> list[Effect]:
@@ -148,6 +153,9 @@ class LiveStage:
                 f"slots={list(self._slots.values())!r}>")
 
     # -- internals ------------------------------------------------------------------
+    def _count(self, state: StageState) -> int:
+        return sum(1 for slot in self._slots.values() if slot.state is state)
+
     def _fire(self, actor: str | None, identity: str, trigger: str) -> list[Effect]:
         """``actor`` (``None``: the engine itself) fires ``trigger`` on ``identity``'s slot."""
         if actor is not None:

@@ -40,6 +40,7 @@ class UTDCallSession(UTDSession):
         self.status: Observable[UTDCallStatus | None] = Observable(None, name="status")
         self.call_id: Observable[str | None] = Observable(None, name="call_id")
         self.call: Observable[UTDCall | None] = Observable(None, name="call")
+        self._unsubscribe_connected = self.room.connected.listen(self._on_connected)
 
     async def start(self, callee_identity: str, *, callee_name: str | None = None,
                     metadata: dict[str, Any] | None = None) -> UTDCall:
@@ -145,6 +146,18 @@ class UTDCallSession(UTDSession):
     def _over(self) -> bool:
         return self.status.value is not None and self.status.value.is_terminal
 
+    def _on_connected(self, connected: bool) -> None:
+        """The media server closed the call's room under us (the engine ends a call by
+        deleting its room): its last state push can be lost with the room, so ask the
+        engine for the call's status instead of waiting for a push that may never come."""
+        if not connected and self.room.disconnect_reason and self.call_id.value is not None \
+                and not self._over:
+            self._spawn(self._refresh_after_close(), "call-room-closed")
+
+    async def _refresh_after_close(self) -> None:
+        await self.refresh()
+
     def _close_observables(self) -> None:
+        self._unsubscribe_connected()
         for obs in (self.status, self.call_id, self.call):
             obs.close()

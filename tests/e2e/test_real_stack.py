@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from adapters.livekit.media import LiveKitMedia
+from stream_core.names import livekit_room_name
 from stream_engine.livekit_control import LiveKitControl
 from stream_core import (
     DataReceived, UTDCallStatus, UTDSession, UTDStreamException, UTDStreamType,
@@ -57,7 +58,8 @@ async def test_seated_speaker_is_heard_and_listeners_cannot_publish(real_client,
     async with LiveKitControl(local_stack.livekit.url, local_stack.livekit.api_key,
                               local_stack.livekit.api_secret) as control:
         server_view = {p.identity: p for p in
-                       await control.list_participants(f"{local_stack.app.app_id}__{name}")}
+                       await control.list_participants(
+                           livekit_room_name(local_stack.app.app_id, name))}
     assert server_view["bob"].can_publish is False and server_view["bob"].tracks == []
     assert server_view["alice"].can_publish is True
 

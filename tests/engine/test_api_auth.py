@@ -27,14 +27,12 @@ import pytest
 import requests
 
 from stream_engine.bearers import issue_bearer
-from typing import Any as _Any
-
-from stream_core.operations import OPERATIONS as ROUTES, Credentials, Operation, Target
-
-Route = Operation[_Any]
+from stream_core.operations import OPERATIONS as ROUTES
+from stream_core.operations import Credentials, Operation, Target
 from stream_devstack.stack import LocalStack
 from tests.engine.stack_fixtures import API, Member, StackApi, assert_error, unique
 
+Route = Operation[Any]
 pytestmark = [pytest.mark.engine, pytest.mark.livekit]
 
 PRIVILEGED = [r for r in ROUTES if (r.credentials is Credentials.BEARER)]

@@ -18,8 +18,10 @@ from typing import Any
 import jwt
 import pytest
 import requests
+from livekit import api as lk_api
 from livekit import rtc
 
+from stream_core.names import livekit_call_name, livekit_room_name
 from stream_devstack.stack import LocalStack
 from tests.engine.stack_fixtures import (
     API, EVENT_TIMEOUT, QUICK_RING_TIMEOUT, WEBHOOK_TIMEOUT, EventLog, Member, StackApi,
@@ -28,12 +30,12 @@ from tests.engine.stack_fixtures import (
 
 pytestmark = [pytest.mark.engine, pytest.mark.livekit]
 
-TOKEN_TTL = 6 * 3600  # the engine's default LiveKit token TTL
+TOKEN_TTL = 600  # the engine's default LiveKit token TTL: minutes (LiveKit refreshes it)
 
 
 def lk_room(stack: LocalStack, room: str) -> str:
     """The engine's LiveKit name for an app's room."""
-    return f"{stack.apps[0].app_id}__{room}"
+    return livekit_room_name(stack.apps[0].app_id, room)
 
 
 def grants(stack: LocalStack, token: str) -> dict[str, Any]:
@@ -146,7 +148,7 @@ def test_call_party_tokens(api: StackApi, stack: LocalStack, call_type: str,
     caller, callee = unique("caller"), unique("callee")
     caller_bearer, callee_bearer = api.bearer(caller), api.bearer(callee)
     call = api.create_call(caller_bearer, callee, call_type)
-    name = lk_room(stack, call["room_name"])
+    name = livekit_call_name(stack.apps[0].app_id, call["call_id"])
     _check_token(stack, call["token"], caller, name, publish=True, sources=sources)
     accepted = api.call_action(callee_bearer, call["call_id"], "accept")
     assert accepted.status_code == 200, accepted.text
@@ -337,16 +339,23 @@ async def test_call_party_leaving_ends_the_call(api: StackApi, stack: LocalStack
     accepted = await http(api.call_action, callee_bearer, call["call_id"], "accept")
     assert accepted.status_code == 200, accepted.text
     callee_room = rtc.Room()
-    events = EventLog(callee_room, "room_metadata_changed", "disconnected")
+    events = EventLog(callee_room, "room_metadata_changed", "disconnected",
+                      "participant_connected")
     async with connected(stack.livekit.url, accepted.json()["token"], callee_room):
         async with connected(stack.livekit.url, call["token"]):
-            pass  # the caller joins and hangs up by leaving
-        await events.wait_for(
-            "room_metadata_changed",
-            lambda old, new: state_of(new).get("call", {}).get("status") == "ended",
-            "the call ended in the room's state", timeout=WEBHOOK_TIMEOUT)
-        # the engine closes the call room: the callee is disconnected by the server
-        await events.wait_for("disconnected", lambda *_: True, "the room closed")
+            # the caller hangs up by leaving, once LiveKit has it in the room (leaving the
+            # instant connect() returns races LiveKit's own join, see the stage test above)
+            await events.wait_for("participant_connected", lambda p: p.identity == caller,
+                                  "the caller in the room")
+        # the engine ends the call and closes its room: the server disconnects the callee
+        await events.wait_for("disconnected", lambda *_: True, "the room closed",
+                              timeout=WEBHOOK_TIMEOUT)
+    # LiveKit may drop the last metadata update with the deleted room, so the ended state is
+    # the engine's word (sessions ask for it when their room closes); any push that did
+    # arrive is ordered: nothing after "ended"
+    pushed = [state_of(args[1]).get("call", {}).get("status")
+              for name, args in events.items if name == "room_metadata_changed"]
+    assert "ended" not in pushed[:-1]
     assert (await http(api.get_call, callee_bearer, call["call_id"]))["status"] == "ended"
 
 
@@ -374,7 +383,7 @@ def test_ring_timeout_marks_the_call_missed_by_itself(quick_api: StackApi,
 
     async def room_closed() -> None:
         async with livekit_control(quick_stack) as control:
-            name = f"{app.app_id}__{call['room_name']}"
+            name = livekit_call_name(app.app_id, call["call_id"])
             await until(lambda: _negate(lambda: control.room_exists(name)),
                         "the missed call's room to close")
 
@@ -469,3 +478,44 @@ async def test_a_seat_lost_before_connecting_is_revoked_on_join(api: StackApi,
                                   "the revoke applied on join", timeout=WEBHOOK_TIMEOUT)
         kicked = await participant(stack, room, speaker.identity)
         assert kicked.can_publish is False
+
+
+def _longest(tag: str, i: int) -> str:
+    """An identity (or name) at its longest, in 4-byte UTF-8 characters: the worst case."""
+    head = f"{tag}{i}-"
+    return head + "\U0001d54f" * (128 - len(head))
+
+
+async def test_every_list_filled_to_its_cap_still_pushes(api: StackApi,
+                                                         stack: LocalStack) -> None:
+    """Requests, invitations, raised hands and the stage, each at its cap with the longest
+    identities and names: LiveKit accepts every push (the room metadata is the last state)."""
+    from stream_core.limits import (
+        MAX_RAISED_HANDS, MAX_SEAT_INVITES, MAX_SPEAK_REQUESTS, MAX_STAGE_MEMBERS,
+    )
+
+    grid_room, host = await http(api.audio_room, seats=64, mode="request")
+    for i in range(MAX_SPEAK_REQUESTS):
+        who = await http(api.join, _longest("r", i), grid_room, "audio_room",
+                         name=_longest("n", i))
+        await http(api.act, who, "seats/request")
+    for i in range(MAX_SEAT_INVITES):
+        await http(api.join, _longest("i", i), grid_room, "audio_room", name=_longest("m", i))
+        await http(api.act, host, "seats/invite", {"identity": _longest("i", i)})
+    show, star = await http(api.live_stream)
+    for i in range(MAX_STAGE_MEMBERS):
+        await http(api.join, _longest("s", i), show, "live_stream", name=_longest("t", i))
+        await http(api.act, star, "stage/invite", {"identity": _longest("s", i)})
+    for i in range(MAX_RAISED_HANDS):
+        fan = await http(api.join, _longest("h", i), show, "live_stream",
+                         name=_longest("f", i))
+        await http(api.act, fan, "stage/request")
+    async with livekit_control(stack) as control:
+        for room, member in ((grid_room, host), (show, star)):
+            served = api.get(api.room(room, "seats" if room == grid_room else "stage"),
+                             bearer=member.bearer).json()
+            rooms = await control._api.room.list_rooms(
+                lk_api.ListRoomsRequest(names=[lk_room(stack, room)]))
+            pushed = json.loads(rooms.rooms[0].metadata)
+            assert pushed["version"] == served["version"], "the last push did not land"
+            assert len(rooms.rooms[0].metadata.encode()) < 512 * 1024

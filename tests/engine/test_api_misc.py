@@ -18,18 +18,17 @@ import requests
 from livekit import api as lk_api
 from marshmallow import Schema, fields, validate
 
+from stream_core.names import livekit_room_name
 from stream_engine.bearers import identity_signature
 from stream_engine.openapi import build_openapi
-from typing import Any as _Any
-
-from stream_core.operations import OPERATIONS as ROUTES, Credentials, Operation, Target
-
-Route = Operation[_Any]
+from stream_core.operations import OPERATIONS as ROUTES
+from stream_core.operations import Credentials, Operation, Target
 from stream_devstack.stack import LocalStack
 from tests.engine.stack_fixtures import (
     API, QUICK_RATE, StackApi, assert_error, find_secrets, secrets_of, unique,
 )
 
+Route = Operation[Any]
 pytestmark = [pytest.mark.engine, pytest.mark.livekit]
 
 BURST = int(QUICK_RATE.split("/")[1])
@@ -322,7 +321,7 @@ def test_signed_leave_webhook_frees_the_seat(api: StackApi, stack: LocalStack,
     room, host = api.audio_room(seats=2)
     speaker = api.join(unique("speaker"), room, "audio_room")
     api.act(speaker, "seats/take", {"seat_index": 1})
-    body = _participant_left(f"{api.main.app_id}__{room}", speaker.identity, event)
+    body = _participant_left(livekit_room_name(api.main.app_id, room), speaker.identity, event)
     answer = api.request("POST", f"{API}/livekit/webhook", data=body,
                          headers=_signed(stack, body))
     assert answer.status_code == 200, answer.text
@@ -336,7 +335,7 @@ def test_the_leave_of_a_duplicate_identity_frees_nothing(api: StackApi,
     room, host = api.audio_room(seats=2)
     speaker = api.join(unique("speaker"), room, "audio_room")
     api.act(speaker, "seats/take", {"seat_index": 1})
-    body = _participant_left(f"{api.main.app_id}__{room}", speaker.identity,
+    body = _participant_left(livekit_room_name(api.main.app_id, room), speaker.identity,
                              reason="DUPLICATE_IDENTITY")
     answer = api.request("POST", f"{API}/livekit/webhook", data=body,
                          headers=_signed(stack, body))
@@ -350,7 +349,7 @@ def test_unverified_webhooks_are_refused(api: StackApi, stack: LocalStack,
     room, host = api.audio_room(seats=2)
     speaker = api.join(unique("speaker"), room, "audio_room")
     api.act(speaker, "seats/take", {"seat_index": 1})
-    body = _participant_left(f"{api.main.app_id}__{room}", speaker.identity)
+    body = _participant_left(livekit_room_name(api.main.app_id, room), speaker.identity)
     headers = _signed(stack, body)
     data: str | bytes = body
     if forgery == "unsigned":

@@ -370,7 +370,7 @@ class NullLiveKit:
     client_url = "ws://nowhere"
 
     async def mint_token(self, *, identity: str, room: str, name: str | None,
-                         sources: frozenset[str], ttl: float) -> str:
+                         sources: frozenset[str], ttl: float, hidden: bool = False) -> str:
         return f"token-{identity}"
 
     async def create_room(self, name: str, **kwargs: Any) -> None:

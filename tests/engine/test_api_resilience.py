@@ -8,6 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.exc import OperationalError
 
+from stream_core.names import livekit_room_name
 from stream_core import UTDStreamType
 from stream_core import operations as ops
 from stream_core.engine.service import Caller, EngineService
@@ -31,7 +32,7 @@ async def test_the_leave_of_a_replaced_session_does_not_free_the_seat(api: Stack
         async with connected(api.stack.livekit.url, second.token):
             # LiveKit kicks the first session (duplicate identity) and reports it left
             ignored = (f"participant_left of a replaced session ignored "
-                       f"(dup is still in {api.main.app_id}__{room})")  # this room's, no other
+                       f"(dup is still in {livekit_room_name(api.main.app_id, room)})")  # this room's, no other
             wait_until(lambda: ignored in api.stack.log_tail(200),
                        "the engine to see the stale leave", timeout=20)
             assert api.seats(host)["seats"][1]["occupant"] == "dup"
@@ -93,7 +94,8 @@ async def test_a_leave_frees_the_seat_unless_another_connection_replaced_it(
         if present_sid is not None:
             control.present = MediaParticipant("g", present_sid, True,
                                                frozenset({"microphone"}))
-        await service.participant_left("a__r", "g", sid="PA_left", replaced=replaced)
+        await service.participant_left(livekit_room_name("a", "r"), "g", sid="PA_left",
+                                       replaced=replaced)
         grid = await service.room_op(ops.GET_SEATS, Caller("a", "h"), "r")
         assert (grid.seat_of("g") is None) is freed
     finally:

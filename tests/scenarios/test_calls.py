@@ -140,3 +140,26 @@ async def test_calls_need_authentication(make_client):
     with pytest.raises(UTDStreamException) as wrong_type:
         client.call_session(UTDStreamType.LIVE_STREAM)
     assert wrong_type.value.status_code == 422
+
+
+async def test_a_call_whose_room_is_deleted_ends_without_a_final_push(make_client, engine,
+                                                                      mocker):
+    """The engine ends a call by deleting its room, and LiveKit may drop the last state push
+    with the room: the session that did not hang up asks the engine when its room closes."""
+    alice, bob = await _pair(make_client)
+    caller = alice.call_session(UTDStreamType.AUDIO_CALL)
+    callee = bob.call_session(UTDStreamType.AUDIO_CALL)
+    try:
+        call = await caller.start("bob")
+        await callee.accept(call.call_id)
+        await callee.status.wait_for(lambda s: s is UTDCallStatus.ACTIVE, TIMEOUT)
+
+        async def lost(room: str, state: str) -> None:
+            return None  # the push goes nowhere, as when LiveKit deletes the room first
+
+        mocker.patch.object(engine.control, "push_state", lost)  # the engine's outermost seam
+        await caller.end()
+        await callee.status.wait_for(lambda s: s is UTDCallStatus.ENDED, TIMEOUT)
+    finally:
+        await caller.dispose()
+        await callee.dispose()

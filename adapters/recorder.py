@@ -29,9 +29,11 @@ __all__ = ["record_wav", "SpeakerRecorder"]
 
 
 async def record_wav(frames: FrameStream[UTDAudioFrame], path: str | os.PathLike[str], *,
-                     sample_rate: int = 48_000, channels: int = 1) -> float:
-    """Write ``frames`` (opened at this format) to ``path`` until they end; returns the
-    seconds written. The file is a valid WAV at every return, an empty one included."""
+                     sample_rate: int = 48_000, channels: int = 1,
+                     max_seconds: float | None = None) -> float:
+    """Write ``frames`` (opened at this format) to ``path`` until they end, or until
+    ``max_seconds`` are written (then the stream is closed); returns the seconds written.
+    The file is a valid WAV at every return, an empty one included."""
     written = 0
     with wave.open(os.fspath(path), "wb") as wav:
         wav.setnchannels(channels)
@@ -43,6 +45,8 @@ async def record_wav(frames: FrameStream[UTDAudioFrame], path: str | os.PathLike
                                  f"{frame.channels}; this file is {sample_rate} Hz x{channels}")
             wav.writeframes(frame.data)
             written += frame.samples_per_channel
+            if max_seconds is not None and written >= max_seconds * sample_rate:
+                await frames.aclose()
     return written / sample_rate
 
 

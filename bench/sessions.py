@@ -8,7 +8,9 @@
   same raw floor with microphone + camera;
 * call setup: ``start()`` -> callee ``accept()`` -> both subscribed to each other's
   microphone, vs two raw rooms connecting and publishing;
-* memory: resident set per joined session, and its growth over 200 join/leave cycles.
+* memory: resident set per joined session, and its growth over 200 join/leave cycles;
+  every cycle also hears the room (a seated speaker's audio frames until the first one
+  arrives, and the mix), so the frame streams and their native rtc streams are covered.
 
 Medians over repeated trials. RSS (not tracemalloc) because most of a LiveKit session's
 memory lives in the Rust FFI library, which tracemalloc cannot see.
@@ -239,14 +241,21 @@ async def _measure(stack: LocalStack, trials: int, cycles: int) -> list[dict[str
         per_session = (_rss_mib() - before) / len(held)
         for s in held:
             await s.dispose()
+        name = f"mc-{uuid.uuid4().hex[:6]}"  # a fresh room, hosted by the seated speaker
+        speaker = await client().join_audio_room("m-speaker", name, as_host=True, seat_count=2)
+        await speaker.take_seat(0)
         gc.collect()
         marks = [_rss_mib()]
         for i in range(cycles):
             s = await client().join_audio_room(f"cycle{i % 5}", name)
+            streams = [s.audio_frames("m-speaker", sample_rate=16_000), s.mixed_audio()]
+            await asyncio.wait_for(anext(streams[0]), TIMEOUT)
             await s.dispose()
+            assert all(stream.ended for stream in streams)
             if (i + 1) % (cycles // 2) == 0:
                 gc.collect()
                 marks.append(_rss_mib())
+        await speaker.dispose()
     finally:
         for c in clients:
             c.dispose()

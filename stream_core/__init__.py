@@ -11,6 +11,7 @@ from stream_core.events import (
     ParticipantConnected, ParticipantDisconnected, PermissionsChanged, RoomMetadataChanged,
     TrackPublished, TrackSubscribed, TrackUnpublished, TrackUnsubscribed,
 )
+from stream_core.frames import FrameStream, UTDAudioFrame, UTDVideoFormat, UTDVideoFrame
 from stream_core.models import (
     MAX_SEATS, UTDCall, UTDCallStatus, UTDParticipantRole, UTDPermissions,
     UTDRemoteParticipant, UTDSeat, UTDSeatGrid, UTDSeatMode, UTDSpeakRequest, UTDStage,
@@ -34,6 +35,7 @@ __all__ = [
     "UTDCall", "UTDStageMember", "UTDStage", "UTDSeat", "UTDSeatGrid", "UTDSpeakRequest",
     "UTDTrack", "UTDRemoteParticipant", "UTDPermissions", "MAX_SEATS",
     "Observable", "EventStream",
+    "FrameStream", "UTDAudioFrame", "UTDVideoFrame", "UTDVideoFormat",
     "EnginePort", "MediaPort", "ConnectOptions",
     "MediaEvent", "ConnectionState", "ConnectionStateChanged", "ParticipantConnected",
     "ParticipantDisconnected", "TrackPublished", "TrackUnpublished", "TrackSubscribed",

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from stream_core.events import ConnectionState, MediaEvent
+from stream_core.frames import FrameStream, UTDAudioFrame, UTDVideoFormat, UTDVideoFrame
 from stream_core.models import (
     UTDCall, UTDPermissions, UTDRemoteParticipant, UTDSeatGrid, UTDStage,
 )
@@ -187,4 +188,26 @@ class MediaPort(Protocol):
 
     def add_listener(self, callback: Callable[[MediaEvent], None]) -> Unsubscribe:
         """Call ``callback`` for every event; returns the function that stops it."""
+        ...
+
+    # -- received media (see stream_core.frames) ---------------------------------------
+    def audio_frames(self, identity: str, *, sample_rate: int = 48_000,
+                     channels: int = 1) -> FrameStream[UTDAudioFrame]:
+        """What ``identity``'s microphone says, resampled to this format. The stream waits
+        for the track to be subscribed, and ends when the participant leaves, its
+        microphone is unpublished (a revoked grant included) or this connection goes down.
+        Raises ``not_connected`` when not connected, 422 for a format out of range."""
+        ...
+
+    def video_frames(self, identity: str, *, format: UTDVideoFormat = UTDVideoFormat.RGBA,
+                     max_fps: float | None = None) -> FrameStream[UTDVideoFrame]:
+        """What ``identity``'s camera shows, at most ``max_fps`` frames a second; starts and
+        ends as :meth:`audio_frames` does."""
+        ...
+
+    def mixed_audio(self, *, sample_rate: int = 48_000,
+                    channels: int = 1) -> FrameStream[UTDAudioFrame]:
+        """Every remote microphone this participant hears, mixed (what a listener hears);
+        speakers join and leave the mix as they publish and stop. Ends when this connection
+        goes down."""
         ...

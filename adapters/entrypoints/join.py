@@ -5,9 +5,13 @@ Examples::
     utd-stream join --app-id A --app-key K audio-room lobby --identity bot1 --seat 2 --wav hi.wav
     utd-stream join --app-id A --app-key K live-stream show --identity fan --raise-hand
     utd-stream join --app-id A --app-key K answer --identity u2      # accept the next call
+    utd-stream join ... audio-room lobby --identity rec --record lobby.wav --record-dir voices/
 
 It prints every state change as a line (``READY`` once joined, so scripts can wait for it)
-and leaves cleanly on Ctrl-C / SIGTERM or after ``--duration`` seconds.
+and leaves cleanly on Ctrl-C / SIGTERM, after ``--duration`` seconds, or when the call it
+is in ends. ``--record FILE`` writes what it hears (every speaker mixed; 16-bit PCM,
+48 kHz mono) and ``--record-dir DIR`` one such file per speaker, from ``READY`` until it
+leaves (:mod:`adapters.recorder`); it prints ``recorded PATH (S s)`` for each file.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ import os
 import signal
 import sys
 import time
+import wave
+from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
-from stream_core import UTDSession, UTDStreamClient, UTDStreamType
+from stream_core import ConnectionState, UTDSession, UTDStreamClient, UTDStreamType
 from stream_core.client import DEFAULT_BASE_URL
 
 __all__ = ["add_arguments", "run", "main"]
@@ -36,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, help="leave after this many seconds")
     parser.add_argument("--wav", help="publish this WAV file (16-bit PCM) as the microphone")
     parser.add_argument("--silent", action="store_true", help="publish silence, not a tone")
+    parser.add_argument("--record", metavar="FILE",
+                        help="write what this participant hears (mixed) to a WAV file")
+    parser.add_argument("--record-dir", metavar="DIR",
+                        help="write one WAV file per speaker into this directory")
     parser.add_argument("product", choices=["audio-room", "live-stream", "answer", "call"])
     parser.add_argument("target", nargs="?", help="room name, or the callee for `call`")
     parser.add_argument("--host", action="store_true")
@@ -75,12 +86,16 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     session: UTDSession | None = None
+    recordings: list[Awaitable[list[tuple[Path, float]]]] = []
     try:
         session = await _join(client, args)
         _follow(session, "connected", session.connected)
         _follow(session, "can_publish", session.can_publish)
         session.remote_participants.listen(
             lambda ps: _say("remotes " + ", ".join(p.identity for p in ps)))
+        session.room.connection_state.listen(
+            lambda state: stop.set() if state is ConnectionState.DISCONNECTED else None)
+        recordings = _start_recording(session, args)
         _say("READY")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), args.duration)
@@ -88,8 +103,40 @@ async def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         if session is not None:
+            await session.leave()
+            for finished in recordings:
+                for path, seconds in await finished:
+                    _say(f"recorded {path} ({seconds:.1f} s)")
             await session.dispose()
         client.dispose()
+
+
+def _start_recording(session: UTDSession,
+                     args: argparse.Namespace) -> list[Awaitable[list[tuple[Path, float]]]]:
+    """Start the recorders asked for; each awaitable gives its files once the session left."""
+    from adapters.recorder import SpeakerRecorder, record_wav
+
+    started: list[Awaitable[list[tuple[Path, float]]]] = []
+    if args.record:
+        path = Path(args.record)
+        mixed = asyncio.ensure_future(record_wav(session.mixed_audio(), path))
+
+        async def mixed_done() -> list[tuple[Path, float]]:
+            return [(path, await mixed)]
+        started.append(mixed_done())
+    if args.record_dir:
+        speakers = SpeakerRecorder(session, args.record_dir)
+        speakers.start()
+
+        async def speakers_done() -> list[tuple[Path, float]]:
+            return [(path, _wav_seconds(path)) for path in await speakers.finish()]
+        started.append(speakers_done())
+    return started
+
+
+def _wav_seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as wav:
+        return wav.getnframes() / wav.getframerate()
 
 
 async def _join(client: UTDStreamClient, args: argparse.Namespace) -> UTDSession:

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 from adapters.fakes.media import FakeMedia  # re-exported: the client half, kept apart
 from adapters.fakes.sfu_room import (
-    NOT_CONNECTED, Delivery, DeliverySink, SfuParticipant, SfuRoom, not_connected,
+    NOT_CONNECTED, Delivery, DeliverySink, FrameSink, SfuParticipant, SfuRoom, not_connected,
 )
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.events import ConnectionState, ConnectionStateChanged
@@ -192,7 +192,7 @@ class FakeSFU:
     # -- used by FakeMedia ------------------------------------------------------------
     def _join(self, url: str, token: str, *, auto_subscribe: bool,
               loop: asyncio.AbstractEventLoop,
-              sink: DeliverySink,
+              sink: DeliverySink, frame_sink: FrameSink | None = None,
               ) -> tuple[SfuParticipant, tuple[UTDRemoteParticipant, ...], str]:
         """Admit the token's holder; returns its connection, the others, the metadata."""
         hooks: list[_Hook] = []
@@ -214,7 +214,7 @@ class FakeSFU:
             grant.used = True
             joiner = SfuParticipant(room=room.name, identity=grant.identity, name=grant.name,
                                     permissions=grant.permissions, loop=loop, sink=sink,
-                                    auto_subscribe=auto_subscribe,
+                                    auto_subscribe=auto_subscribe, frame_sink=frame_sink,
                                     sid=f"PA_{next(self._sids):04d}")
             older = room.members.get(grant.identity)
             if older is not None and room.expel(older, "duplicate_identity"):
@@ -255,6 +255,16 @@ class FakeSFU:
             track = participant.tracks.get(source)
             if room is not None and room.is_member(participant) and track is not None:
                 room.take_down(participant, track)
+
+    def _relay(self, participant: SfuParticipant, source: str, frame: object) -> bool:
+        """Forward a frame of ``participant``'s ``source``; False (dropped) when that source
+        is not published by this connection (never published, revoked, left)."""
+        with self._lock:
+            room = self._rooms.get(participant.room)
+            if room is None or not room.is_member(participant) or source not in participant.tracks:
+                return False
+            room.relay(participant, source, frame)
+            return True
 
     def _send(self, participant: SfuParticipant, data: bytes, *, topic: str | None,
               to: Sequence[str] | None) -> None:

@@ -9,6 +9,9 @@ Rules of this file (LiveKit's, as far as utd-stream depends on them):
 * Track and participant events are only ever about *other* participants. A participant
   hears about itself through ``PermissionsChanged`` (carrying the sids the server took
   down) and ``ConnectionStateChanged``.
+* Media frames a participant pushes on a published track go to every other participant
+  that subscribes, on the same ordered path as the facts (so a frame pushed before an
+  unpublish is received before the ``TrackUnsubscribed``).
 * Leaving takes the leaver's tracks down first (``TrackUnsubscribed`` where subscribed,
   then ``TrackUnpublished``) and then announces ``ParticipantDisconnected``.
 """
@@ -28,7 +31,7 @@ from stream_core.events import (
 )
 from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDTrack
 
-__all__ = ["Delivery", "DeliverySink", "SfuParticipant", "SfuRoom", "NOT_CONNECTED",
+__all__ = ["Delivery", "DeliverySink", "FrameSink", "SfuParticipant", "SfuRoom", "NOT_CONNECTED",
            "not_connected"]
 
 logger = logging.getLogger(__name__)
@@ -61,6 +64,8 @@ class Delivery:
 
 #: Called on the participant's loop with the connection a fact belongs to and the fact.
 DeliverySink = Callable[["SfuParticipant", Delivery], None]
+#: Called on the receiver's loop with its connection, the sender, the source and the frame.
+FrameSink = Callable[["SfuParticipant", str, str, object], None]
 
 
 class SfuParticipant:
@@ -72,11 +77,12 @@ class SfuParticipant:
     """
 
     __slots__ = ("room", "identity", "name", "permissions", "tracks", "auto_subscribe",
-                 "sid", "_loop", "_sink")
+                 "sid", "_loop", "_sink", "_frame_sink")
 
     def __init__(self, *, room: str, identity: str, name: str | None,
                  permissions: UTDPermissions, auto_subscribe: bool,
-                 loop: asyncio.AbstractEventLoop, sink: DeliverySink, sid: str = "") -> None:
+                 loop: asyncio.AbstractEventLoop, sink: DeliverySink, sid: str = "",
+                 frame_sink: FrameSink | None = None) -> None:
         self.sid = sid  # the connection's id, as LiveKit's participant sid
         self.room = room
         self.identity = identity
@@ -86,6 +92,7 @@ class SfuParticipant:
         self.auto_subscribe = auto_subscribe
         self._loop = loop
         self._sink = sink
+        self._frame_sink = frame_sink
 
     @property
     def subscribes(self) -> bool:
@@ -102,6 +109,15 @@ class SfuParticipant:
             self._loop.call_soon_threadsafe(self._sink, self, delivery)
         except RuntimeError:
             logger.debug("dropping %r for %s: its event loop is closed", delivery, self.identity)
+
+    def post_frame(self, sender: str, source: str, frame: object) -> None:
+        """Queue a media frame from ``sender``'s ``source`` on this participant's loop."""
+        if self._frame_sink is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._frame_sink, self, sender, source, frame)
+        except RuntimeError:
+            pass  # the receiver's loop is closed: like a dead socket, the frame is lost
 
     def seen_by(self, viewer: SfuParticipant | None) -> UTDRemoteParticipant:
         """This participant as ``viewer`` sees it (``None``: as the server's API lists it)."""
@@ -198,6 +214,12 @@ class SfuRoom:
             if other.subscribes:
                 other.post(Delivery(TrackUnsubscribed(owner.identity, track)))
             other.post(Delivery(TrackUnpublished(owner.identity, track)))
+
+    def relay(self, owner: SfuParticipant, source: str, frame: object) -> None:
+        """Forward a frame of ``owner``'s published ``source`` to every subscriber."""
+        for other in self._others(owner):
+            if other.subscribes:
+                other.post_frame(owner.identity, source, frame)
 
     def set_permissions(self, target: SfuParticipant, permissions: UTDPermissions) -> None:
         """Apply a new grant: take down what it no longer allows, then tell everyone."""

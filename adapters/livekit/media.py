@@ -17,6 +17,10 @@ Rules of this file:
   never cancelled (doing so can take the whole process down): a connect that overruns
   ``ConnectOptions.timeout`` (or whose caller is cancelled) finishes in a tracked task and
   is then disconnected.
+* Received media (:meth:`LiveKitMedia.audio_frames`, ``video_frames``, ``mixed_audio``) is
+  fed by one tracked task per stream (:mod:`adapters.livekit.receivers`); ending the stream
+  (the events in :mod:`adapters.media_view`, or the reader's ``aclose``) cancels the task,
+  which closes its rtc streams. :meth:`LiveKitMedia.disconnect` ends every stream first.
 * Backend failures become ``UTDStreamException`` in one place,
   :func:`adapters.livekit.errors.map_errors`.
 
@@ -58,6 +62,7 @@ from livekit.rtc.room import EventTypes
 from adapters.livekit.errors import NOT_CONNECTED, map_errors, not_connected, publish_denied
 from adapters.livekit.events import PUBLISH_SOURCES, participant_view, permissions_of
 from adapters.livekit.probes import RemoteTrackWaiters, count_video_frames, receive_audio_level
+from adapters.livekit.receivers import feed_audio, feed_mix, feed_video
 from adapters.livekit.rtc_handlers import HANDLERS
 from adapters.livekit.sources import (
     AudioSourceFactory, GeneratedVideo, ToneAudio, VideoSourceFactory,
@@ -65,6 +70,9 @@ from adapters.livekit.sources import (
 from adapters.media_view import MediaView
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.events import ConnectionState
+from stream_core.frames import (
+    FrameStream, UTDAudioFrame, UTDVideoFormat, UTDVideoFrame, check_audio_format,
+)
 from stream_core.ports import ConnectOptions
 
 if TYPE_CHECKING:
@@ -172,6 +180,8 @@ class LiveKitMedia(MediaView):
             await asyncio.wait({self._connecting}, timeout=SETTLE_TIMEOUT)
         if self._retiring:  # let a revoke's unpublish finish while the room still answers
             await asyncio.wait(set(self._retiring), timeout=UNPUBLISH_TIMEOUT)
+        for stream in list(self._frame_streams):
+            stream.end("disconnected")
         room, self._room, self._held = self._room, None, None
         published = list(self._published.values())
         self._published.clear()
@@ -201,6 +211,52 @@ class LiveKitMedia(MediaView):
 
     def _sources_on(self) -> Collection[str]:
         return self._published
+
+    # -- received media ---------------------------------------------------------------
+    def audio_frames(self, identity: str, *, sample_rate: int = 48_000,
+                     channels: int = 1) -> FrameStream[UTDAudioFrame]:
+        check_audio_format(sample_rate, channels)
+        self._connected_room(f"read the audio of {identity!r}")
+        stream = self._open_stream(f"audio of {identity!r}", (identity, "microphone"))
+        track = self._subscribed(identity, rtc.TrackKind.KIND_AUDIO, "microphone")
+        return self._feed(stream, feed_audio(stream, track, sample_rate, channels))
+
+    def video_frames(self, identity: str, *, format: UTDVideoFormat = UTDVideoFormat.RGBA,
+                     max_fps: float | None = None) -> FrameStream[UTDVideoFrame]:
+        self._connected_room(f"read the video of {identity!r}")
+        stream = self._open_stream(f"video of {identity!r}", (identity, "camera"))
+        track = self._subscribed(identity, rtc.TrackKind.KIND_VIDEO, "camera")
+        return self._feed(stream, feed_video(stream, track, format, max_fps))
+
+    def mixed_audio(self, *, sample_rate: int = 48_000,
+                    channels: int = 1) -> FrameStream[UTDAudioFrame]:
+        check_audio_format(sample_rate, channels)
+        self._connected_room("read the mixed audio")
+        stream = self._open_stream("mixed audio", None)
+        return self._feed(stream, feed_mix(stream, self._microphones,
+                                           self._track_waiters.changed, sample_rate, channels))
+
+    def _feed(self, stream: FrameStream[Any], feed: Coroutine[Any, Any, None],
+              ) -> FrameStream[Any]:
+        task = self._spawn(feed, f"utd-frames ({stream.description})")
+        stream.on_end(lambda: task.cancel() if task is not asyncio.current_task() else None)
+        stream.settle_with(lambda: asyncio.wait({task}))
+        return stream
+
+    async def _subscribed(self, identity: str, kind: rtc.TrackKind.ValueType,
+                          source: str) -> rtc.Track:
+        return await self._track_waiters.track(
+            lambda: self._connected_room("read remote media"), identity, kind, None,
+            PUBLISH_SOURCES[source])
+
+    def _microphones(self) -> dict[str, rtc.Track]:
+        room = self._room
+        if room is None:
+            return {}
+        return {pub.sid: pub.track for p in room.remote_participants.values()
+                for pub in p.track_publications.values()
+                if pub.track is not None and pub.kind == rtc.TrackKind.KIND_AUDIO
+                and pub.source == rtc.TrackSource.SOURCE_MICROPHONE}
 
     # -- media checks (tests, diagnostics) --------------------------------------------
     async def remote_audio_rms(self, identity: str, seconds: float = 0.5,

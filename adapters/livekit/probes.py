@@ -42,25 +42,35 @@ class RemoteTrackWaiters:
             if not waiter.done():
                 waiter.set_result(None)
 
+    async def changed(self) -> None:
+        """Return after the next :meth:`wake`."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+
     async def track(self, room: Callable[[], rtc.Room], identity: str,
-                    kind: rtc.TrackKind.ValueType, timeout: float) -> rtc.Track:
-        """``identity``'s subscribed track of ``kind`` in ``room()`` (called at each look, so
-        it may raise when the connection is gone), within ``timeout`` or raise ``timeout``."""
+                    kind: rtc.TrackKind.ValueType, timeout: float | None,
+                    source: rtc.TrackSource.ValueType | None = None) -> rtc.Track:
+        """``identity``'s subscribed track of ``kind`` (and ``source``, if given) in
+        ``room()`` (called at each look, so it may raise when the connection is gone),
+        within ``timeout`` (``None``: for as long as it takes) or raise ``timeout``."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = None if timeout is None else loop.time() + timeout
         while True:
             participant = room().remote_participants.get(identity)
             for publication in (participant.track_publications.values() if participant else ()):
-                if publication.kind == kind and publication.track is not None:
+                if (publication.kind == kind and publication.track is not None
+                        and source in (None, publication.source)):
                     return publication.track
             waiter = loop.create_future()
             self._waiters.append(waiter)
             try:
-                await asyncio.wait_for(waiter, max(deadline - loop.time(), 0.0))
+                await asyncio.wait_for(
+                    waiter, None if deadline is None else max(deadline - loop.time(), 0.0))
             except TimeoutError:
                 raise UTDStreamException(
                     f"no subscribed {KIND_NAMES.get(kind, kind)} track of {identity!r} "
-                    f"within {timeout:g}s", code=ErrorCode.TIMEOUT) from None
+                    f"within {timeout}s", code=ErrorCode.TIMEOUT) from None
 
 
 async def receive_audio_level(track: rtc.Track, seconds: float = 0.5, *,

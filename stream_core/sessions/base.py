@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from stream_core.errors import UTDStreamException
 from stream_core.events import MediaEvent
+from stream_core.frames import FrameStream, UTDAudioFrame, UTDVideoFormat, UTDVideoFrame
 from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDStreamType, UTDTokenResponse
 from stream_core.observable import EventStream, Observable
 from stream_core.operations import Operation
@@ -108,6 +109,35 @@ class UTDSession:
         """Send bytes to everyone in the room, or only to the identities in ``to``."""
         await self.room.send_data(data, reliable=reliable, destination_identities=to,
                                   topic=topic)
+
+    # -- received media -------------------------------------------------------------
+    def audio_frames(self, identity: str, *, sample_rate: int = 48_000,
+                     channels: int = 1) -> FrameStream[UTDAudioFrame]:
+        """Hear ``identity``'s microphone as 16-bit PCM frames at this format.
+
+        ``async for frame in session.audio_frames("caller", sample_rate=16_000): ...``
+        waits for the microphone to be subscribed and ends cleanly when the participant
+        leaves, stops publishing (a revoked seat or stage slot included) or this session
+        leaves; ``aclose()`` (or ``async with``) stops it early. Raises ``not_connected``
+        when the session is not in its media room.
+        """
+        self._require_live()
+        return self.room.media.audio_frames(identity, sample_rate=sample_rate,
+                                            channels=channels)
+
+    def video_frames(self, identity: str, *, format: UTDVideoFormat = UTDVideoFormat.RGBA,
+                     max_fps: float | None = None) -> FrameStream[UTDVideoFrame]:
+        """See ``identity``'s camera as RGBA or I420 frames, at most ``max_fps`` a second;
+        starts and ends as :meth:`audio_frames` does."""
+        self._require_live()
+        return self.room.media.video_frames(identity, format=format, max_fps=max_fps)
+
+    def mixed_audio(self, *, sample_rate: int = 48_000,
+                    channels: int = 1) -> FrameStream[UTDAudioFrame]:
+        """What this participant hears: every remote microphone mixed (for recorders).
+        Speakers join and leave the mix as they publish; ends when the session leaves."""
+        self._require_live()
+        return self.room.media.mixed_audio(sample_rate=sample_rate, channels=channels)
 
     # -- lifecycle ------------------------------------------------------------------
     async def leave(self) -> None:

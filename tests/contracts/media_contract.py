@@ -5,7 +5,10 @@ class and provide one fixture, ``media_backend``, returning a :class:`MediaBacke
 
 * ``new_media`` -- a factory for fresh, unconnected ``MediaPort`` instances;
 * ``server`` -- a :class:`ContractServer`: the server's ``url`` plus async control calls
-  (token minting, permission updates, room metadata, listing and removing participants).
+  (token minting, permission updates, room metadata, listing and removing participants);
+* ``feed`` -- make a media's published tracks carry a moment of media: a 440 Hz tone on
+  the microphone, frames on the camera (the fake pushes them; LiveKit's default feeds
+  already run, so there it does nothing).
 
 ``tests/contracts/test_media_fake.py`` does it for ``FakeSFU``/``FakeMedia``; a LiveKit run
 wraps ``stream_engine.livekit_control`` (``mint_token`` + ``LiveKitControl``) in a
@@ -22,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
 import pytest
 
 from stream_core.errors import ErrorCode, UTDStreamException
@@ -34,6 +38,7 @@ from stream_core.events import (
     ParticipantDisconnected, PermissionsChanged, RoomMetadataChanged, TrackPublished,
     TrackSubscribed, TrackUnpublished,
 )
+from stream_core.frames import FrameStream, UTDAudioFrame, UTDVideoFormat
 from stream_core.models import UTDPermissions, UTDRemoteParticipant
 from stream_core.ports import ConnectOptions, MediaPort
 
@@ -77,6 +82,7 @@ class MediaBackend:
 
     new_media: Callable[[], MediaPort]
     server: ContractServer
+    feed: Callable[[MediaPort], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,51 @@ class Recorder:
             seen = [e for e, _ in self.seen[since:]]
             raise AssertionError(f"no {kind.__name__}{attrs or ''} within {timeout}s; "
                                  f"saw {seen!r}") from None
+
+
+#: A tone heard as a tone: the FFT peak within this many Hz of what was spoken.
+TONE_HZ, TONE_SLACK_HZ = 440.0, 5.0
+
+
+async def read_audio(frames: FrameStream[UTDAudioFrame], seconds: float,
+                     timeout: float = WAIT) -> tuple[np.ndarray, int]:
+    """``seconds`` of audible PCM (mono, float) from ``frames`` (leading silence skipped,
+    as a real track may start before its first decoded audio), and its sample rate."""
+    chunks: list[np.ndarray] = []
+    rate = 0
+
+    async def collect() -> None:
+        nonlocal rate
+        got = 0
+        async for frame in frames:
+            pcm = np.frombuffer(frame.data, np.int16).reshape(-1, frame.channels).mean(axis=1)
+            assert frame.samples_per_channel * frame.channels * 2 == len(frame.data)
+            if not chunks and np.abs(pcm).max(initial=0) < 300:
+                continue
+            rate = frame.sample_rate
+            chunks.append(pcm)
+            got += len(pcm)
+            if got >= seconds * rate:
+                return
+    await asyncio.wait_for(collect(), timeout)
+    assert chunks, f"{frames!r} ended before any audible frame"
+    return np.concatenate(chunks), rate
+
+
+def peak_hz(pcm: np.ndarray, rate: int) -> float:
+    """The strongest frequency in ``pcm`` (Hann-windowed FFT)."""
+    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
+    return float(np.fft.rfftfreq(len(pcm), 1.0 / rate)[int(np.argmax(spectrum))])
+
+
+async def drain(frames: FrameStream[Any], timeout: float = WAIT) -> int:
+    """Read ``frames`` to its end (failing after ``timeout``); how many were left."""
+    async def count() -> int:
+        return sum([1 async for _ in frames])
+    try:
+        return await asyncio.wait_for(count(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"{frames!r} did not end within {timeout}s") from None
 
 
 def _has(event: MediaEvent, attrs: dict[str, Any]) -> bool:
@@ -350,3 +401,70 @@ class MediaContract:
         with pytest.raises(UTDStreamException) as refused:
             await alice.media.send_data(b"late")
         assert refused.value.code == "not_connected"
+
+    # -- received media -----------------------------------------------------------------
+    async def test_audio_frames_carry_the_speakers_tone_resampled(
+            self, room: ContractRoom) -> None:
+        alice = await room.join("alice", SPEAKER)
+        bob = await room.join("bob")
+        frames = bob.media.audio_frames("alice", sample_rate=16_000, channels=2)
+
+        await alice.media.set_microphone(True)
+        await room.backend.feed(alice.media)
+        async with frames:
+            pcm, rate = await read_audio(frames, 0.3)
+        assert rate == 16_000
+        assert abs(peak_hz(pcm, rate) - TONE_HZ) < TONE_SLACK_HZ
+        assert frames.ended == "closed"
+
+    async def test_audio_frames_end_when_the_grant_is_revoked(self, room: ContractRoom) -> None:
+        alice = await room.join("alice", SPEAKER)
+        bob = await room.join("bob")
+        frames = bob.media.audio_frames("alice")
+        await alice.media.set_microphone(True)
+        await room.backend.feed(alice.media)
+        await read_audio(frames, 0.05)
+
+        await room.server.update_permissions(room.name, "alice", LISTENER)
+        await drain(frames)
+        assert frames.ended is not None and frames.ended != "closed"
+
+    async def test_frames_end_when_the_speaker_leaves_or_we_do(self, room: ContractRoom) -> None:
+        alice = await room.join("alice", PUBLISHER)
+        bob = await room.join("bob")
+        carol = await room.join("carol")
+        from_alice = bob.media.video_frames("alice")
+        never = carol.media.audio_frames("nobody")  # waits for a participant who never comes
+
+        await alice.media.disconnect()
+        await drain(from_alice)
+        await carol.media.disconnect()
+        await drain(never)
+        assert never.ended == "disconnected"
+        with pytest.raises(UTDStreamException) as refused:
+            carol.media.mixed_audio()
+        assert refused.value.code == ErrorCode.NOT_CONNECTED
+
+    async def test_video_frames_arrive_in_the_asked_format(self, room: ContractRoom) -> None:
+        alice = await room.join("alice", PUBLISHER)
+        bob = await room.join("bob")
+        frames = bob.media.video_frames("alice", format=UTDVideoFormat.RGBA, max_fps=30)
+
+        await alice.media.set_camera(True)
+        await room.backend.feed(alice.media)
+        async with frames:
+            frame = await asyncio.wait_for(anext(frames), WAIT)
+        assert frame.format is UTDVideoFormat.RGBA and frame.width > 0 and frame.height > 0
+        assert len(frame.data) == frame.width * frame.height * 4
+
+    async def test_mixed_audio_is_what_a_listener_hears(self, room: ContractRoom) -> None:
+        alice = await room.join("alice", SPEAKER)
+        bob = await room.join("bob")
+        mix = bob.media.mixed_audio()
+
+        await alice.media.set_microphone(True)
+        await room.backend.feed(alice.media)
+        async with mix:
+            pcm, rate = await read_audio(mix, 0.3)
+        assert rate == 48_000
+        assert abs(peak_hz(pcm, rate) - TONE_HZ) < TONE_SLACK_HZ

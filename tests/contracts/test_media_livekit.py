@@ -30,6 +30,7 @@ from stream_engine.livekit_control import LiveKitControl, mint_token
 from stream_devstack.livekit_process import LiveKitServer
 from stream_core.events import ConnectionState, MediaEvent, ParticipantConnected, TrackPublished
 from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDTrack
+from stream_core.ports import MediaPort
 
 from .media_contract import (
     LISTENER, ContractRoom, MediaBackend, MediaContract, Peer, Recorder,
@@ -133,12 +134,16 @@ async def _heard_track(events: Recorder, identity: str | None, source: str, sinc
         await events.wait_for(MediaEvent, since=events.mark())
 
 
+async def _default_feeds_run(media: MediaPort) -> None:
+    """LiveKit's default feeds (a 440 Hz tone, a test pattern) run while published."""
+
+
 class TestLiveKitMediaContract(MediaContract):
     @pytest.fixture
     async def media_backend(self, livekit_server: LiveKitServer) -> AsyncIterator[MediaBackend]:
         server = LiveKitContractServer(livekit_server)
         try:
-            yield MediaBackend(new_media=LiveKitMedia, server=server)
+            yield MediaBackend(new_media=LiveKitMedia, server=server, feed=_default_feeds_run)
         finally:
             await server.control.aclose()
 

@@ -1,0 +1,1 @@
+"""Runnable examples (each a script: ``python -m examples.<name> --help``)."""

@@ -16,7 +16,17 @@ from pathlib import Path
 
 from stream_core.engine.settings import AppConfig, RateLimit, ServiceSettings
 
-__all__ = ["AppConfig", "EngineConfig", "RateLimit", "add_arguments", "from_args"]
+__all__ = ["AppConfig", "EngineConfig", "OperatorConfig", "RateLimit", "add_arguments",
+           "from_args"]
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """An operator of the console: ``name`` (for the log) and the bearer ``token`` it signs
+    in with. Configured like apps: ``--operator NAME:TOKEN`` / ``UTD_ENGINE_OPERATORS``."""
+
+    name: str
+    token: str = field(repr=False)
 
 
 @dataclass
@@ -38,6 +48,8 @@ class EngineConfig:
     token_limit: RateLimit = field(default_factory=lambda: RateLimit(5.0, 20))
     mutate_limit: RateLimit = field(default_factory=lambda: RateLimit(20.0, 60))
     read_limit: RateLimit = field(default_factory=lambda: RateLimit(50.0, 100))
+    cors_origins: tuple[str, ...] = ()  # web pages allowed to call the engine; "*" = any (dev)
+    operators: list[OperatorConfig] = field(default_factory=list)  # none: no console
 
     @property
     def db_url(self) -> str:
@@ -111,6 +123,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="RATE/BURST")
     parser.add_argument("--read-rate", default=_env("READ_RATE", "50/100"),
                         metavar="RATE/BURST")
+    parser.add_argument("--operator", action="append", default=[], metavar="NAME:TOKEN",
+                        help="an operator of the console at /console (repeatable; the token "
+                             "is at least 16 characters); env UTD_ENGINE_OPERATORS, "
+                             "comma-separated")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="a web origin allowed to call the engine, e.g. "
+                             "https://app.example.com (repeatable; '*' = any, development "
+                             "only); env UTD_ENGINE_CORS_ORIGINS, comma-separated")
+
+
+def _operator(text: str) -> OperatorConfig:
+    name, _, token = text.partition(":")
+    if not name or len(token) < 16:
+        raise SystemExit("--operator wants NAME:TOKEN with a token of at least 16 characters")
+    return OperatorConfig(name, token)
+
+
+def _origin(text: str) -> str:
+    origin = text.strip().rstrip("/")
+    if origin != "*" and (not origin.startswith(("http://", "https://"))
+                          or "/" in origin.split("://", 1)[1]):
+        raise SystemExit(f"--cors-origin wants scheme://host[:port] or '*', got {text!r}")
+    return origin
 
 
 def _limit(text: str) -> RateLimit:
@@ -127,6 +162,8 @@ def _app(text: str) -> AppConfig:
 
 def from_args(args: argparse.Namespace) -> EngineConfig:
     apps_text = list(args.app) + [a for a in (_env("APPS") or "").split(",") if a]
+    origins = list(args.cors_origin) + [o for o in (_env("CORS_ORIGINS") or "").split(",")
+                                        if o.strip()]
     return EngineConfig(
         host=args.host, port=args.port, state_dir=Path(args.state_dir),
         database_url=args.database_url, livekit_url=args.livekit_url,
@@ -134,4 +171,7 @@ def from_args(args: argparse.Namespace) -> EngineConfig:
         livekit_api_secret=args.livekit_api_secret, apps=[_app(a) for a in apps_text],
         signing_secret=_env("SIGNING_SECRET") or "", ring_timeout=args.ring_timeout,
         token_ttl=args.token_ttl, token_limit=_limit(args.token_rate),
-        mutate_limit=_limit(args.mutate_rate), read_limit=_limit(args.read_rate))
+        mutate_limit=_limit(args.mutate_rate), read_limit=_limit(args.read_rate),
+        cors_origins=tuple(dict.fromkeys(_origin(o) for o in origins)),
+        operators=[_operator(o) for o in list(args.operator) +
+                   [o for o in (_env("OPERATORS") or "").split(",") if o.strip()]])

@@ -1,7 +1,8 @@
 """The engine's database (the SQL :class:`~stream_core.ports.StorePort`): rooms and calls,
 every change committed before it is announced.
 
-SQLAlchemy Core over SQLite (default, a file) or PostgreSQL (by URL), same code. A room is
+SQLAlchemy Core over SQLite (default, a file) or PostgreSQL (by URL), same code; the
+schema is upgraded by :mod:`stream_engine.migrations` when a store opens. A room is
 stored whole (its snapshot via the wire schemas, plus presence and bans) with a row
 version; every mutation is read-modify-write under ``SELECT ... FOR UPDATE`` (PostgreSQL)
 or ``BEGIN IMMEDIATE`` (SQLite) and an optimistic row-version check, so concurrent takers
@@ -37,8 +38,9 @@ from stream_core.ports import RoomView, StorePort
 from stream_core.rooms import Room, restore_room
 from stream_core.rooms.seats import SeatRoom
 from stream_core.wire import CallSchema, SeatGridSchema, StageSchema, dump
+from stream_engine.migrations import upgrade
 
-__all__ = ["Store"]
+__all__ = ["Store", "TABLES"]
 
 T = TypeVar("T")
 _meta = MetaData()
@@ -67,8 +69,13 @@ calls = Table(
     Column("row_version", Integer, nullable=False),
 )
 
+#: The tables the store's queries use; the migrations' head must make exactly these.
+TABLES = _meta
+
 _SEATS, _STAGE, _CALL = SeatGridSchema(), StageSchema(), CallSchema()
 _UNANSWERED = tuple(s.value for s in UNANSWERED)
+_LIVE_CALLS = (*_UNANSWERED, "active")
+_NOBODY = json.dumps({})
 
 
 @contextmanager
@@ -94,7 +101,8 @@ class Store:
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             _sqlite_serializable(self.engine)
-        _meta.create_all(self.engine)
+        with _db_errors():
+            self.migrated_from, self.revision = upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -242,6 +250,22 @@ class Store:
             rows = conn.execute(select(calls.c.app_id, calls.c.call_id).where(
                 calls.c.status.in_(_UNANSWERED), calls.c.ring_deadline <= now)).all()
         return [(r.app_id, r.call_id) for r in rows]
+
+    # -- what an operator looks at ----------------------------------------------------
+    def live_rooms(self, limit: int) -> list[RoomView]:
+        """Rooms with someone present, by app and name (at most ``limit``)."""
+        with _db_errors(), self.engine.connect() as conn:
+            rows = conn.execute(select(rooms).where(rooms.c.present != _NOBODY)
+                                .order_by(rooms.c.app_id, rooms.c.name).limit(limit)).all()
+        return [_view_of(row) for row in rows]
+
+    def live_calls(self, limit: int) -> list[tuple[str, UTDCall]]:
+        """Calls ringing or active, oldest first (at most ``limit``), with their app."""
+        with _db_errors(), self.engine.connect() as conn:
+            rows = conn.execute(select(calls).where(calls.c.status.in_(_LIVE_CALLS))).all()
+        found = sorted(((row.app_id, _load_call(row)) for row in rows),
+                       key=lambda pair: pair[1].created_at)
+        return found[:limit]
 
 
 class _Retry(Exception):

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from stream_core.rooms.hosting import Room
 
 __all__ = ["EnginePort", "MediaPort", "ConnectOptions", "Unsubscribe", "StorePort",
-           "ControlPort", "BearerPort", "RoomView", "MediaParticipant"]
+           "ControlPort", "BearerPort", "RoomView", "MediaParticipant", "MediaEffect",
+           "WebhookEvent"]
 
 Unsubscribe = Callable[[], None]
 R = TypeVar("R")
@@ -84,28 +85,89 @@ class RoomView:
     banned: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class MediaEffect:
+    """One thing the media server must be told, kept in the store's outbox until it is.
+
+    Written in the transaction of the change that caused it; applied per room in ``seq``
+    order (the room's commit order) and retried until the media server confirms. Every
+    kind is idempotent (a grant or a state push replaces, a removal of the absent is a
+    no-op), so applying one twice after a crash changes nothing.
+    """
+
+    room: str  # the media server's room name
+    kind: str  # "create" | "grant" | "remove" | "close" | "push"
+    identity: str = ""
+    data: str = ""  # JSON: the sources (grant), the state (push), the options (create)
+    seq: int = 0  # the store's order, 0 until stored
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """A media-server event the engine recorded (by ``event_id``, once) to apply after."""
+
+    event_id: str
+    event: str  # participant_joined | participant_left | participant_connection_aborted | ...
+    room: str
+    identity: str = ""
+    sid: str = ""
+    replaced: bool = False  # the connection was closed because a newer one took its place
+    hidden: bool = False
+    can_publish: bool = False
+    sources: frozenset[str] = frozenset()
+    seq: int = 0
+
+
+def _no_effects(*_: Any) -> Sequence[MediaEffect]:
+    return ()
+
+
 class StorePort(Protocol):
-    """Rooms and calls, every change committed atomically (one winner per race).
+    """Rooms, calls, the outbox of media effects and the inbox of media events.
 
     ``mutate_*`` hand ``change`` a room or call that belongs to that call alone; if
-    ``change`` raises, nothing is written. Reads return values, never live objects.
+    ``change`` raises, nothing is written. What ``effects`` returns for the change's result
+    is written to the outbox in the same transaction. Reads return values, never live
+    objects. ``shared``: several engine processes may use this store at once (leases then
+    keep each room's outbox and events to one applier).
     """
+
+    shared: bool
 
     def read_room(self, app_id: str, name: str) -> RoomView | None: ...
     def room_by_livekit_name(self, livekit_name: str) -> tuple[str, str] | None: ...
     def mutate_room(self, app_id: str, name: str, livekit_name: str,
-                    change: Callable[[Room | None], tuple[Room, T]]) -> T: ...
-    def insert_call(self, app_id: str, livekit_name: str, call: UTDCall) -> None: ...
+                    change: Callable[[Room | None], tuple[Room, T]],
+                    effects: Callable[[T], Sequence[MediaEffect]] = _no_effects) -> T: ...
+    def insert_call(self, app_id: str, livekit_name: str, call: UTDCall,
+                    effects: Sequence[MediaEffect] = ()) -> None: ...
     def read_call(self, app_id: str, call_id: str) -> UTDCall: ...
     def call_by_livekit_name(self, livekit_name: str) -> tuple[str, str] | None: ...
     def mutate_call(self, app_id: str, call_id: str,
-                    change: Callable[[UTDCall], tuple[UTDCall, T]]) -> tuple[UTDCall, T, int]: ...
+                    change: Callable[[UTDCall], tuple[UTDCall, T]],
+                    effects: Callable[[UTDCall, T, int], Sequence[MediaEffect]] = _no_effects,
+                    ) -> tuple[UTDCall, T, int]: ...
     def incoming_calls(self, app_id: str, callee: str) -> list[UTDCall]: ...
     def next_ring_deadline(self) -> float | None: ...
     def due_calls(self, now: float) -> list[tuple[str, str]]: ...
     # what an operator looks at: rooms with someone in them, calls not over (any app)
     def live_rooms(self, limit: int) -> list[RoomView]: ...
     def live_calls(self, limit: int) -> list[tuple[str, UTDCall]]: ...
+    # the outbox: effects per media room, in order, until applied
+    def pending_effects(self, room: str, now: float, limit: int) -> list[MediaEffect]: ...
+    def settle_effects(self, done: Sequence[int], failed: MediaEffect | None = None,
+                       retry_at: float = 0.0) -> None: ...
+    def rooms_with_due_effects(self, now: float, limit: int) -> list[str]: ...
+    # leases: one holder per key across every engine process (a room's outbox, its events)
+    def lease(self, key: str, owner: str, now: float, seconds: float) -> bool: ...
+    def release(self, key: str, owner: str) -> None: ...
+    # the inbox: media events recorded once by id, applied in order after
+    def record_webhook(self, event: WebhookEvent, now: float) -> bool: ...
+    def pending_webhooks(self, limit: int, room: str | None = None) -> list[WebhookEvent]: ...
+    def webhook_applied(self, seq: int) -> None: ...
+    # rooms a reconcile pass looks at: changed since ``since`` (media names, at most limit)
+    def active_rooms(self, since: float, limit: int) -> list[str]: ...
     def close(self) -> None: ...
 
 
@@ -117,6 +179,7 @@ class MediaParticipant:
     sid: str
     can_publish: bool
     sources: frozenset[str]
+    hidden: bool = False  # not yet admitted: the others do not see it
 
 
 class ControlPort(Protocol):
@@ -146,6 +209,9 @@ class ControlPort(Protocol):
     async def close_room(self, room: str) -> None: ...
     async def push_state(self, room: str, state: str) -> None: ...
     async def get_participant(self, room: str, identity: str) -> MediaParticipant | None: ...
+    async def participants(self, room: str) -> list[MediaParticipant]:
+        """Everyone connected to ``room`` now (the reconcile pass; never per participant)."""
+        ...
     async def aclose(self) -> None: ...
 
 

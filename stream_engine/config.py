@@ -48,6 +48,7 @@ class EngineConfig:
     token_limit: RateLimit = field(default_factory=lambda: RateLimit(5.0, 20))
     mutate_limit: RateLimit = field(default_factory=lambda: RateLimit(20.0, 60))
     read_limit: RateLimit = field(default_factory=lambda: RateLimit(50.0, 100))
+    reconcile_interval: float = 10.0  # seconds between reconcile passes over active rooms
     cors_origins: tuple[str, ...] = ()  # web pages allowed to call the engine; "*" = any (dev)
     operators: list[OperatorConfig] = field(default_factory=list)  # none: no console
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import math
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ from livekit import api as lk_api
 from stream_core.engine.service import EngineService
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.operations import OPERATIONS, Credentials, Operation
-from stream_core.ports import ControlPort
+from stream_core.ports import ControlPort, WebhookEvent
 from stream_core.wire import dump, load
 
 from stream_engine.bearers import JwtBearers
@@ -42,7 +43,6 @@ CONFIG = web.AppKey("config", EngineConfig)
 #: call's metadata, is capped well below this).
 MAX_BODY_BYTES = 64 * 1024
 MAX_BODY_DEPTH = 16
-_LEAVES = frozenset({"participant_left", "participant_connection_aborted"})
 _REASON_NAMES = {value: name for name, value in lk_api.DisconnectReason.items()}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -201,26 +201,25 @@ async def _webhook(request: web.Request) -> web.Response:
 
 
 async def _handle_webhook(service: EngineService, event: lk_api.WebhookEvent) -> None:
+    """Record the event (once per id) and answer; the service applies it after, per room
+    in arrival order (LiveKit drops a room's events that wait too long behind a slow one)."""
     reason = event.participant.disconnect_reason
     _log.info("webhook %s room=%s identity=%s sid=%s reason=%s", event.event, event.room.name,
               event.participant.identity, event.participant.sid,
               _REASON_NAMES.get(reason, reason))
+    granted = event.participant.permission
     # LiveKit reports the end of a connection that never became active (the client left or
     # was replaced while still joining) as participant_connection_aborted, not
-    # participant_left (livekit-server telemetry/events.go): for the room it is a leave too.
-    if event.event in _LEAVES and event.participant.identity:
-        await service.participant_left(
-            event.room.name, event.participant.identity, sid=event.participant.sid,
-            replaced=reason == lk_api.DisconnectReason.DUPLICATE_IDENTITY)
-    elif event.event == "participant_joined" and event.participant.identity:
-        granted = event.participant.permission
-        await service.participant_joined(
-            event.room.name, event.participant.identity, can_publish=granted.can_publish,
-            hidden=granted.hidden,
-            sources=frozenset(SOURCE_BY_VALUE.get(s, "unknown")
-                              for s in granted.can_publish_sources))
-    elif event.event == "room_finished":
-        await service.room_finished(event.room.name)
+    # participant_left (livekit-server telemetry/events.go): the service takes it as a leave.
+    recorded = WebhookEvent(
+        event_id=event.id or uuid.uuid4().hex, event=event.event, room=event.room.name,
+        identity=event.participant.identity, sid=event.participant.sid,
+        replaced=reason == lk_api.DisconnectReason.DUPLICATE_IDENTITY,
+        hidden=granted.hidden, can_publish=granted.can_publish,
+        sources=frozenset(SOURCE_BY_VALUE.get(s, "unknown")
+                          for s in granted.can_publish_sources))
+    if not await service.receive(recorded):
+        _log.info("webhook %s replayed: ignored", recorded.event_id)
 
 
 def create_app(config: EngineConfig, *, store: Store | None = None,
@@ -248,11 +247,17 @@ def create_app(config: EngineConfig, *, store: Store | None = None,
                                 JwtBearers(config.signing_secret, ttl=config.bearer_ttl),
                                 on_missed=metrics.ring_timed_out)
         app[SERVICE] = service
-        timer = asyncio.get_running_loop().create_task(service.run_ring_timer(),
-                                                       name="utd-engine-ring-timer")
+        loop = asyncio.get_running_loop()
+        loops = [loop.create_task(service.run_ring_timer(), name="utd-engine-ring-timer"),
+                 loop.create_task(service.outbox.run(), name="utd-engine-outbox"),
+                 loop.create_task(service.run_webhooks(), name="utd-engine-webhooks"),
+                 loop.create_task(service.run_reconcile(interval=config.reconcile_interval),
+                                  name="utd-engine-reconcile")]
         yield
-        timer.cancel()
-        await asyncio.gather(timer, return_exceptions=True)
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await service.stop_webhooks()
         await control.aclose()
         if own_store:
             the_store.close()

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import aiohttp
 from livekit import api
@@ -125,6 +125,14 @@ async def _livekit_errors(room: str, identity: str | None = None, *, call: str =
             meter(call, failure)
 
 
+def _media_participant(info: Any) -> MediaParticipant:
+    return MediaParticipant(
+        identity=info.identity, sid=info.sid, can_publish=info.permission.can_publish,
+        sources=frozenset(SOURCE_BY_VALUE.get(s, "unknown")
+                          for s in info.permission.can_publish_sources),
+        hidden=info.permission.hidden)
+
+
 def _unavailable(message: str) -> UTDStreamException:
     return UTDStreamException(message, status_code=503, code=ErrorCode.UNAVAILABLE)
 
@@ -214,10 +222,14 @@ class LiveKitControl:
                     api.RoomParticipantIdentity(room=room, identity=identity))
         except LiveKitNotFound:
             return None
-        return MediaParticipant(
-            identity=info.identity, sid=info.sid, can_publish=info.permission.can_publish,
-            sources=frozenset(SOURCE_BY_VALUE.get(s, "unknown")
-                              for s in info.permission.can_publish_sources))
+        return _media_participant(info)
+
+    async def participants(self, room: str) -> list[MediaParticipant]:
+        """Everyone connected to ``room`` (the reconcile pass: a room at a time, on a timer)."""
+        async with _livekit_errors(room, call="list_participants", meter=self._meter):
+            response = await self._api.room.list_participants(
+                api.ListParticipantsRequest(room=room))
+        return [_media_participant(info) for info in response.participants]
 
     # ------------------------------------------------------------------ rooms
 

@@ -19,58 +19,30 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import (
-    Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, insert, select,
-    update,
-)
+from sqlalchemy import create_engine, event, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.machines.call import UNANSWERED
 from stream_core.models import UTDCall, UTDSeatGrid, UTDStage
-from stream_core.ports import RoomView, StorePort
+from stream_core.ports import MediaEffect, RoomView, StorePort
 from stream_core.rooms import Room, restore_room
 from stream_core.rooms.seats import SeatRoom
 from stream_core.wire import CallSchema, SeatGridSchema, StageSchema, dump
 from stream_engine.migrations import upgrade
+from stream_engine.queues import Queues, write_effects
+from stream_engine.schema import TABLES, calls, rooms
 
 __all__ = ["Store", "TABLES"]
 
 T = TypeVar("T")
-_meta = MetaData()
-
-rooms = Table(
-    "rooms", _meta,
-    Column("app_id", String(128), primary_key=True),
-    Column("name", String(128), primary_key=True),
-    Column("livekit_name", String(300), nullable=False, unique=True),
-    Column("kind", String(16), nullable=False),
-    Column("snapshot", Text, nullable=False),
-    Column("present", Text, nullable=False),
-    Column("banned", Text, nullable=False),
-    Column("row_version", Integer, nullable=False),
-)
-
-calls = Table(
-    "calls", _meta,
-    Column("call_id", String(64), primary_key=True),
-    Column("app_id", String(128), nullable=False, index=True),
-    Column("livekit_name", String(300), nullable=False, unique=True),
-    Column("callee", String(128), nullable=False, index=True),
-    Column("status", String(16), nullable=False, index=True),
-    Column("ring_deadline", Float),
-    Column("data", Text, nullable=False),
-    Column("row_version", Integer, nullable=False),
-)
-
-#: The tables the store's queries use; the migrations' head must make exactly these.
-TABLES = _meta
 
 _SEATS, _STAGE, _CALL = SeatGridSchema(), StageSchema(), CallSchema()
 _UNANSWERED = tuple(s.value for s in UNANSWERED)
@@ -87,9 +59,17 @@ def _db_errors() -> Iterator[None]:
         raise _unavailable(exc) from exc
 
 
-class Store:
-    def __init__(self, url: str, *, retries: int = 8) -> None:
+def _no_effects(*_: Any) -> Sequence[MediaEffect]:
+    return ()
+
+
+class Store(Queues):
+    def __init__(self, url: str, *, retries: int = 8,
+                 clock: Callable[[], float] = time.time) -> None:
         self.url = url
+        #: several engine processes may share this database (SQLite: one process only)
+        self.shared = not url.startswith("sqlite")
+        self._clock = clock
         self._retries = retries
         # committed rooms by key: (row version, the live object, its snapshot view). A
         # change takes the object out (``_checkout``), so no two threads ever share one.
@@ -107,6 +87,9 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _db(self) -> Any:
+        return _db_errors()
+
     # -- rooms ----------------------------------------------------------------------
     def read_room(self, app_id: str, name: str) -> RoomView | None:
         with _db_errors(), self.engine.connect() as conn:
@@ -121,7 +104,8 @@ class Store:
         return None if row is None else (row.app_id, row.name)
 
     def mutate_room(self, app_id: str, name: str, livekit_name: str,
-                    change: Callable[[Room | None], tuple[Room, T]]) -> T:
+                    change: Callable[[Room | None], tuple[Room, T]],
+                    effects: Callable[[T], Sequence[MediaEffect]] = _no_effects) -> T:
         """Apply ``change`` to the stored room (``None`` if new) and commit, atomically.
 
         ``change`` may raise ``UTDStreamException``: nothing is written. A lost race on the
@@ -138,6 +122,8 @@ class Store:
                                        .with_for_update()).first()
                     room, result = change(None if row is None else self._checkout(row))
                     values = _room_values(room)
+                    values["updated_at"] = self._clock()
+                    write_effects(conn, effects(result))
                     if row is None:
                         conn.execute(insert(rooms).values(app_id=app_id, name=name,
                                                           livekit_name=livekit_name,
@@ -181,10 +167,12 @@ class Store:
         return _load_room(row)
 
     # -- calls ----------------------------------------------------------------------
-    def insert_call(self, app_id: str, livekit_name: str, call: UTDCall) -> None:
+    def insert_call(self, app_id: str, livekit_name: str, call: UTDCall,
+                    effects: Sequence[MediaEffect] = ()) -> None:
         with _db_errors(), self.engine.begin() as conn:
             conn.execute(insert(calls).values(app_id=app_id, livekit_name=livekit_name,
                                               row_version=1, **_call_values(call)))
+            write_effects(conn, effects)
 
     def read_call(self, app_id: str, call_id: str) -> UTDCall:
         with _db_errors(), self.engine.connect() as conn:
@@ -201,7 +189,9 @@ class Store:
         return None if row is None else (row.app_id, row.call_id)
 
     def mutate_call(self, app_id: str, call_id: str,
-                    change: Callable[[UTDCall], tuple[UTDCall, T]]) -> tuple[UTDCall, T, int]:
+                    change: Callable[[UTDCall], tuple[UTDCall, T]],
+                    effects: Callable[[UTDCall, T, int], Sequence[MediaEffect]] = _no_effects,
+                    ) -> tuple[UTDCall, T, int]:
         """Apply ``change`` to a stored call and commit; returns (call, result, row version)."""
         last_db_error: OperationalError | None = None
         for _attempt in range(self._retries):
@@ -216,9 +206,10 @@ class Store:
                     done = conn.execute(update(calls).where(
                         calls.c.call_id == call_id, calls.c.row_version == row.row_version,
                     ).values(row_version=row.row_version + 1, **_call_values(call)))
-                    if done.rowcount == 1:
-                        return call, result, row.row_version + 1
-                    raise _Retry()
+                    if done.rowcount != 1:
+                        raise _Retry()
+                    write_effects(conn, effects(call, result, row.row_version + 1))
+                    return call, result, row.row_version + 1
             except OperationalError as exc:
                 last_db_error = exc
                 continue

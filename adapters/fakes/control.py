@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from adapters.fakes.sfu import FakeSFU
+from adapters.fakes.sfu import FakeSFU, SfuWebhook
 from stream_core.ports import ControlPort, MediaParticipant
 from stream_core.rooms import grant_for
 
@@ -48,16 +48,22 @@ class FakeControl:
 
     async def get_participant(self, room: str, identity: str) -> MediaParticipant | None:
         found = self.sfu.get_participant(room, identity)
-        if found is None or found.permissions is None:
-            return None
-        return MediaParticipant(identity, found.sid, found.permissions.can_publish,
-                                frozenset(found.permissions.sources))
+        return None if found is None else _participant(found)
+
+    async def participants(self, room: str) -> list[MediaParticipant]:
+        return [_participant(p) for p in self.sfu.connections(room)]
 
     async def aclose(self) -> None:
         """Nothing to release."""
 
     def __repr__(self) -> str:
         return f"<FakeControl {self.sfu!r}>"
+
+
+def _participant(found: SfuWebhook) -> MediaParticipant:
+    assert found.identity is not None and found.permissions is not None
+    return MediaParticipant(found.identity, found.sid, found.permissions.can_publish,
+                            frozenset(found.permissions.sources), found.permissions.hidden)
 
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import enum
+import itertools
 import json
 import logging
 import secrets
@@ -37,7 +38,7 @@ from stream_core.errors import UTDStreamException
 from stream_core.names import livekit_room_name
 from stream_core.models import UTDCall
 from stream_core.operations import Credentials, Operation
-from stream_core.ports import BearerPort, EnginePort
+from stream_core.ports import BearerPort, EnginePort, WebhookEvent
 from stream_core.wire import dump, load
 
 __all__ = ["FakeEngine", "FakeBearers", "Limiter"]
@@ -86,7 +87,8 @@ class FakeEngine:
                  app_id: str = "fake-app", app_key: str = "fake-key") -> None:
         self.sfu = sfu
         self.app_id, self._app_key = app_id, app_key
-        self.store = MemoryStore()
+        self.store = MemoryStore(clock)
+        self._event_ids = itertools.count(1)
         self.control = FakeControl(sfu)
         self.bearers: BearerPort = FakeBearers()
         settings = ServiceSettings(apps=(AppConfig(app_id, app_key),), ring_timeout=ring_timeout,
@@ -144,6 +146,8 @@ class FakeEngine:
         done = self._on_loop(_make_event())
         self._loop.call_soon_threadsafe(self._webhooks.put_nowait, done)
         self._on_loop(asyncio.wait_for(done.wait(), timeout), timeout=timeout + 1)
+        self._on_loop(asyncio.wait_for(self.service.settle_webhooks(), timeout),
+                      timeout=timeout + 1)
 
     def media_room(self, room_name: str) -> str:
         """The SFU's name for this app's room ``room_name``."""
@@ -165,6 +169,7 @@ class FakeEngine:
     async def _stop_worker(self) -> None:
         self._worker.cancel()
         await asyncio.gather(self._worker, return_exceptions=True)
+        await self.service.stop_webhooks()
 
     async def _handle_webhooks(self) -> None:
         """One webhook at a time, in the order the SFU sent them (as LiveKit does per room)."""
@@ -179,15 +184,15 @@ class FakeEngine:
                 _log.warning("webhook %s for %s refused: %s", hook.event, hook.room, exc)
 
     async def _webhook(self, hook: SfuWebhook) -> None:
-        if hook.event == "participant_left" and hook.identity:
-            await self.service.participant_left(hook.room, hook.identity, sid=hook.sid,
-                                                replaced=hook.reason == "duplicate_identity")
-        elif hook.event == "participant_joined" and hook.identity and hook.permissions:
-            await self.service.participant_joined(
-                hook.room, hook.identity, can_publish=hook.permissions.can_publish,
-                sources=frozenset(hook.permissions.sources), hidden=hook.permissions.hidden)
-        elif hook.event == "room_finished":
-            await self.service.room_finished(hook.room)
+        """Hand the SFU's event to the service's inbox, as the server's endpoint does."""
+        granted = hook.permissions
+        await self.service.receive(WebhookEvent(
+            event_id=f"EV_{next(self._event_ids)}", event=hook.event, room=hook.room,
+            identity=hook.identity or "", sid=hook.sid,
+            replaced=hook.reason == "duplicate_identity",
+            hidden=granted.hidden if granted else False,
+            can_publish=granted.can_publish if granted else False,
+            sources=frozenset(granted.sources) if granted else frozenset()))
 
     def _require_open(self) -> None:
         if self._closed:

@@ -178,6 +178,13 @@ class FakeSFU:
                 return None
             return SfuWebhook("participant", room, identity, member.sid, member.permissions)
 
+    def connections(self, room: str) -> list[SfuWebhook]:
+        """Every connection in ``room`` (sid and permissions), as the server API lists them."""
+        with self._lock:
+            found = self._rooms.get(room)
+            return [SfuWebhook("participant", room, m.identity, m.sid, m.permissions)
+                    for m in (found.members.values() if found else ())]
+
     def participants(self, room: str) -> list[str]:
         """Identities in ``room`` in join order (empty if the room does not exist)."""
         with self._lock:

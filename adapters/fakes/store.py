@@ -8,20 +8,26 @@ reads return values, never the live room.
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from stream_core.errors import UTDStreamException
 from stream_core.machines.call import UNANSWERED
 from stream_core.models import UTDCall, UTDCallStatus
-from stream_core.ports import RoomView, StorePort
+from stream_core.ports import MediaEffect, RoomView, StorePort, WebhookEvent
 from stream_core.rooms import Room, restore_room
 
 __all__ = ["MemoryStore"]
 
 T = TypeVar("T")
+
+
+def _no_effects(*_: object) -> Sequence[MediaEffect]:
+    return ()
 
 
 @dataclass(slots=True)
@@ -42,8 +48,17 @@ class _CallRow:
 class MemoryStore:
     """Rooms and calls in dictionaries, one lock around every change."""
 
-    def __init__(self) -> None:
+    shared = False  # one process: its outbox and events need no leases
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.RLock()
+        self._outbox: list[MediaEffect] = []
+        self._seq = itertools.count(1)
+        self._events: dict[str, WebhookEvent] = {}  # by event id, kept to refuse replays
+        self._updated: dict[str, float] = {}  # media room -> when the room last changed
+        self._unapplied: set[str] = set()
+        self._due: dict[int, float] = {}  # outbox seq -> not before (after a failure)
         self._rooms: dict[tuple[str, str], _RoomRow] = {}
         self._room_names: dict[str, tuple[str, str]] = {}
         self._calls: dict[str, _CallRow] = {}
@@ -60,7 +75,8 @@ class MemoryStore:
             return self._room_names.get(livekit_name)
 
     def mutate_room(self, app_id: str, name: str, livekit_name: str,
-                    change: Callable[[Room | None], tuple[Room, T]]) -> T:
+                    change: Callable[[Room | None], tuple[Room, T]],
+                    effects: Callable[[T], Sequence[MediaEffect]] = _no_effects) -> T:
         with self._lock:
             row = self._rooms.get((app_id, name))
             try:
@@ -74,11 +90,15 @@ class MemoryStore:
             self._rooms[(app_id, name)] = _RoomRow(view, room, 1 if row is None else
                                                    row.version + 1)
             self._room_names[livekit_name] = (app_id, name)
+            self._queue(effects(result))
+            self._updated[livekit_name] = self._clock()
             return result
 
     # -- calls ----------------------------------------------------------------------
-    def insert_call(self, app_id: str, livekit_name: str, call: UTDCall) -> None:
+    def insert_call(self, app_id: str, livekit_name: str, call: UTDCall,
+                    effects: Sequence[MediaEffect] = ()) -> None:
         with self._lock:
+            self._queue(effects)
             if call.call_id in self._calls:
                 raise UTDStreamException.conflict(f"call {call.call_id!r} already exists")
             self._calls[call.call_id] = _CallRow(app_id, livekit_name, _stored(call), 1)
@@ -93,11 +113,14 @@ class MemoryStore:
             return self._call_names.get(livekit_name)
 
     def mutate_call(self, app_id: str, call_id: str,
-                    change: Callable[[UTDCall], tuple[UTDCall, T]]) -> tuple[UTDCall, T, int]:
+                    change: Callable[[UTDCall], tuple[UTDCall, T]],
+                    effects: Callable[[UTDCall, T, int], Sequence[MediaEffect]] = _no_effects,
+                    ) -> tuple[UTDCall, T, int]:
         with self._lock:
             row = self._row(app_id, call_id)
             call, result = change(row.call)
             row.call, row.version = _stored(call), row.version + 1
+            self._queue(effects(row.call, result, row.version))
             return row.call, result, row.version
 
     def incoming_calls(self, app_id: str, callee: str) -> list[UTDCall]:
@@ -129,8 +152,64 @@ class MemoryStore:
                      if r.call.status in UNANSWERED or r.call.status is UTDCallStatus.ACTIVE]
         return sorted(found, key=lambda pair: pair[1].created_at)[:limit]
 
+    # -- the outbox, leases, the inbox --------------------------------------------------
+    def pending_effects(self, room: str, now: float, limit: int) -> list[MediaEffect]:
+        with self._lock:
+            mine = [e for e in self._outbox if e.room == room][:limit]
+        return mine if mine and self._due.get(mine[0].seq, 0.0) <= now else []
+
+    def settle_effects(self, done: Sequence[int], failed: MediaEffect | None = None,
+                       retry_at: float = 0.0) -> None:
+        with self._lock:
+            gone = set(done)
+            self._outbox = [e for e in self._outbox if e.seq not in gone]
+            if failed is not None:
+                self._outbox = [replace(e, attempts=e.attempts + 1) if e.seq == failed.seq
+                                else e for e in self._outbox]
+                self._due[failed.seq] = retry_at
+
+    def rooms_with_due_effects(self, now: float, limit: int) -> list[str]:
+        with self._lock:
+            firsts: dict[str, MediaEffect] = {}
+            for effect in self._outbox:
+                firsts.setdefault(effect.room, effect)
+            return [room for room, e in firsts.items() if self._due.get(e.seq, 0.0) <= now][:limit]
+
+    def lease(self, key: str, owner: str, now: float, seconds: float) -> bool:
+        return True  # one process: the service's own locks suffice
+
+    def release(self, key: str, owner: str) -> None:
+        return None
+
+    def record_webhook(self, event: WebhookEvent, now: float) -> bool:
+        with self._lock:
+            if event.event_id in self._events:
+                return False
+            self._events[event.event_id] = replace(event, seq=next(self._seq))
+            self._unapplied.add(event.event_id)
+            return True
+
+    def pending_webhooks(self, limit: int, room: str | None = None) -> list[WebhookEvent]:
+        with self._lock:
+            found = [self._events[i] for i in self._unapplied
+                     if room is None or self._events[i].room == room]
+        return sorted(found, key=lambda e: e.seq)[:limit]
+
+    def webhook_applied(self, seq: int) -> None:
+        with self._lock:
+            self._unapplied = {i for i in self._unapplied if self._events[i].seq != seq}
+
+    def active_rooms(self, since: float, limit: int) -> list[str]:
+        with self._lock:
+            recent = sorted(((t, r) for r, t in self._updated.items() if t >= since),
+                            reverse=True)
+        return [room for _, room in recent[:limit]]
+
     def close(self) -> None:
         """Nothing to release: memory goes with the object."""
+
+    def _queue(self, effects: Sequence[MediaEffect]) -> None:
+        self._outbox.extend(replace(e, seq=next(self._seq)) for e in effects)
 
     def __repr__(self) -> str:
         return f"<MemoryStore rooms={len(self._rooms)} calls={len(self._calls)}>"

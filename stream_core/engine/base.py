@@ -2,14 +2,15 @@
 
 The order of every change, in every part: (1) the acting identity comes from the bearer
 (or the app's credentials); (2) the core decides (a ``UTDStreamException`` changes
-nothing); (3) the store commits; (4) the effects and the room's new state go to the media
-server through the :class:`~stream_core.ports.ControlPort`, while the room's lock is held
-so that the media server sees one room's changes in commit order.
+nothing); (3) the store commits the change together with its media effects and the room's
+new state (the outbox); (4) the outbox applies them to the media server through the
+:class:`~stream_core.ports.ControlPort`, per room in commit order, retried until confirmed
+(:mod:`stream_core.engine.outbox`).
 
 A media-server failure after the commit does not undo it: the database is the truth and
-the next change pushes the whole state again. Only the failures a control port is
-expected to report are tolerated quietly (``not_found``: the participant or room is
-already gone; ``unavailable``: logged as a warning); anything else is logged with its
+the effect stays pending until it lands. Only the failures a control port is expected to
+report are tolerated quietly (``not_found``: the participant or room is already gone;
+``unavailable``: logged as a warning); anything else is logged with its
 cause.
 """
 
@@ -20,11 +21,11 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from stream_core.effects import Effect, ParticipantRemoved, PublishChanged, RoomClosed
 from stream_core.engine.locks import KeyedLocks
+from stream_core.engine.outbox import Outbox
 from stream_core.engine.ratelimit import RateLimiter
 from stream_core.engine.settings import AppConfig, ServiceSettings
 from stream_core.errors import ErrorCode, UTDStreamException
@@ -38,7 +39,6 @@ __all__ = ["Caller", "ServiceBase", "state_json", "call_state_json"]
 
 _log = logging.getLogger("utd_stream.engine")
 _STATE = RoomStateSchema()
-_PUSH_BACKOFF = (0.05, 0.2, 0.8)  # seconds between tries of a refused state push
 T = TypeVar("T")
 
 
@@ -65,13 +65,6 @@ def call_state_json(call: UTDCall, version: int) -> str:
     return json.dumps(dump(_STATE, call_state(call, version)), ensure_ascii=False)
 
 
-_EFFECTS: dict[type[Any], Callable[[ControlPort, str, Any], Awaitable[None]]] = {
-    PublishChanged: lambda c, room, e: c.set_permissions(room, e.identity, e.after),
-    ParticipantRemoved: lambda c, room, e: c.remove_participant(room, e.identity),
-    RoomClosed: lambda c, room, e: c.close_room(room),
-}
-
-
 class ServiceBase:
     """The ports, settings, limits and room locks every part of the service uses."""
 
@@ -87,6 +80,7 @@ class ServiceBase:
             {"token": settings.token_limit, "mutate": settings.mutate_limit,
              "read": settings.read_limit})
         self._locks = KeyedLocks()
+        self.outbox = Outbox(store, control, clock, leases=store.shared)
 
     # -- who is calling -------------------------------------------------------------
     def caller(self, bearer: str | None) -> Caller:
@@ -112,31 +106,6 @@ class ServiceBase:
         return await asyncio.to_thread(fn, *args)
 
     # -- the media server -----------------------------------------------------------
-    async def _tell(self, lk_room: str, effects: Sequence[Effect]) -> None:
-        """Carry out the core's effects on the media server, in order."""
-        for effect in effects:
-            await self._media(type(effect).__name__, _EFFECTS[type(effect)](
-                self.control, lk_room, effect))
-
-    async def _push(self, lk_room: str, state: str) -> None:
-        """Push the room's state; a refusal is retried with backoff (while the room's lock
-        is held, so no later state overtakes it), then reported as an error with its cause.
-        A media room that is not there needs no push: joiners read the state at connect."""
-        for delay in (*_PUSH_BACKOFF, None):
-            try:
-                await self.control.push_state(lk_room, state)
-                return
-            except UTDStreamException as exc:
-                if exc.code == ErrorCode.NOT_FOUND:
-                    return
-                if delay is None:
-                    _log.error("state push to %s refused after %d tries: %s (%s)", lk_room,
-                               len(_PUSH_BACKOFF) + 1, exc.message, exc.code, exc_info=exc)
-                    return
-                _log.warning("state push to %s refused (%s); retrying in %.2f s", lk_room,
-                             exc.code, delay)
-                await asyncio.sleep(delay)
-
     async def _media(self, what: str, op: Awaitable[T]) -> T | None:
         """Await one control call; tolerate exactly what a control port may report."""
         try:

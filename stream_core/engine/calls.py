@@ -16,9 +16,11 @@ from typing import Any
 
 from stream_core.effects import Effect
 from stream_core.engine.base import Caller, ServiceBase, call_state_json
+from stream_core.engine.outbox import create_effect, effects_of
 from stream_core.names import check_call_id, livekit_call_name
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.models import UTDCall, UTDStreamType
+from stream_core.ports import MediaEffect
 from stream_core.rooms import call_publish_sources
 from stream_core.rooms.calls import apply_call, open_call
 
@@ -50,10 +52,10 @@ class CallService(ServiceBase):
                          ring_timeout=self.settings.ring_timeout, callee_name=callee_name,
                          metadata=metadata)
         lk_name = self._call_room(who.app_id, call)
-        await self._store(self.store.insert_call, who.app_id, lk_name, call)
-        await self._media("create call room", self.control.create_room(
-            lk_name, max_participants=2, metadata=call_state_json(call, 1),
-            empty_timeout=_CALL_ROOM_EMPTY_TIMEOUT))
+        opened = create_effect(lk_name, metadata=call_state_json(call, 1), max_participants=2,
+                               empty_timeout=_CALL_ROOM_EMPTY_TIMEOUT)
+        await self._store(self.store.insert_call, who.app_id, lk_name, call, [opened])
+        await self.outbox.drain(lk_name)
         async with self._incoming:
             self._incoming_serial += 1
             self._incoming.notify_all()
@@ -158,12 +160,17 @@ class CallService(ServiceBase):
             moved, effects = apply_call(call, trigger, actor)
             return moved, (effects, moved != call)
 
-        call, (effects, changed), version = await self._store(self.store.mutate_call, app_id,
-                                                              call_id, change)
-        if changed:  # the table's documented no-ops change nothing and tell nobody
-            lk_name = self._call_room(app_id, call)
-            await self._push(lk_name, call_state_json(call, version))
-            await self._tell(lk_name, effects)
+        def outbox(moved: UTDCall, result: tuple[list[Effect], bool],
+                   version: int) -> list[MediaEffect]:
+            effects, changed = result
+            if not changed:  # the table's documented no-ops change nothing, tell nobody
+                return []
+            # the ended state first: a closing room takes its participants with it
+            return effects_of(self._call_room(app_id, moved), effects,
+                              call_state_json(moved, version), push_first=True)
+
+        call, _, _ = await self._store(self.store.mutate_call, app_id, call_id, change, outbox)
+        await self.outbox.drain(self._call_room(app_id, call))
         return call
 
     async def _with_token(self, who: Caller, call: UTDCall) -> UTDCall:

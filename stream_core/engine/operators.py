@@ -16,6 +16,7 @@ from typing import Any
 from stream_core.effects import Effect, RoomClosed
 from stream_core.engine.base import state_json
 from stream_core.engine.calls import CallService
+from stream_core.engine.outbox import effects_of
 from stream_core.engine.rooms import RoomService
 from stream_core.errors import UTDStreamException
 from stream_core.models import UTDCall
@@ -68,11 +69,9 @@ class OperatorService(RoomService, CallService):
             return room, ([*effects, RoomClosed(room_name)], state_json(room))
 
         _log.info("operator %s: close %s/%s", operator, app_id, room_name)
-        async with self._locks.hold((app_id, room_name)):
-            effects, state = await self._store(self.store.mutate_room, app_id, room_name,
-                                               lk_name, change)
-            await self._push(lk_name, state)
-            await self._tell(lk_name, effects)
+        await self._store(self.store.mutate_room, app_id, room_name, lk_name, change,
+                          lambda r: effects_of(lk_name, r[0], r[1], push_first=True))
+        await self.outbox.drain(lk_name)
 
     async def end_call_as_operator(self, operator: str, app_id: str, call_id: str) -> UTDCall:
         """Hang the call up as its caller would (an unanswered call is cancelled)."""

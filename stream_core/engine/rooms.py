@@ -17,7 +17,8 @@ from stream_core.engine.settings import AppConfig
 from stream_core.errors import UTDStreamException
 from stream_core.models import UTDSeatMode, UTDStreamType, UTDTokenResponse
 from stream_core.operations import Operation
-from stream_core.ports import RoomView
+from stream_core.engine.outbox import create_effect, effects_of
+from stream_core.ports import MediaEffect, RoomView
 from stream_core.names import check_identity, check_room_name, livekit_room_name
 from stream_core.rooms import Room, admit, new_room, room_type
 from stream_core.rooms.hosting import room_class, snapshot_type
@@ -61,16 +62,17 @@ class RoomService(ServiceBase):
             return room, (effects, room.publish_sources(identity), state_json(room), fresh,
                           room.version != before)
 
-        async with self._locks.hold((app.app_id, room_name)):
-            effects, sources, state, fresh, changed = await self._store(
-                self.store.mutate_room, app.app_id, room_name, lk_name, change)
+        def outbox(result: tuple[list[Effect], frozenset[str], str, bool, bool]
+                   ) -> list[MediaEffect]:
+            effects, _, state, fresh, changed = result
             # A plain listener's join changes no state: nothing to tell the media server.
-            if fresh:
-                await self._media("create room", self.control.create_room(lk_name,
-                                                                          metadata=state))
-            await self._tell(lk_name, effects)
-            if fresh or changed:
-                await self._push(lk_name, state)
+            opened = [create_effect(lk_name, metadata=state)] if fresh else []
+            return opened + effects_of(lk_name, effects, state if changed and not fresh
+                                       else None)
+
+        _, sources, _, _, _ = await self._store(self.store.mutate_room, app.app_id, room_name,
+                                                lk_name, change, outbox)
+        await self.outbox.drain(lk_name)
         # hidden until the engine admits the connection (participant_joined): a banned
         # identity with an old token is removed before anyone sees it arrive
         token = await self.control.mint_token(identity=identity, room=lk_name, name=name,
@@ -124,12 +126,10 @@ class RoomService(ServiceBase):
             return room, (effects, answer, state_json(room))
 
         lk_name = livekit_room_name(app_id, room_name)
-        async with self._locks.hold((app_id, room_name)):  # media sees commit order
-            effects, answer, state = await self._store(
-                self.store.mutate_room, app_id, room_name, lk_name, change)
-            await self._tell(lk_name, effects)
-            await self._push(lk_name, state)
-        return answer
+        answer = await self._store(self.store.mutate_room, app_id, room_name, lk_name, change,
+                                   lambda r: effects_of(lk_name, r[0], r[2]))
+        await self.outbox.drain(lk_name)
+        return answer[1]
 
     @staticmethod
     def _readable(op: Operation[Any], room_name: str, view: RoomView | None,

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from stream_core.engine.base import Caller
 from stream_core.engine.operators import OperatorService
-from stream_core.engine.webhooks import WebhookService
+from stream_core.engine.reconcile import ReconcileService
 from stream_core.errors import UTDStreamException
 from stream_core.operations import Credentials, Operation, Target
 
@@ -23,7 +23,7 @@ __all__ = ["EngineService", "Caller"]
 R = TypeVar("R")
 
 
-class EngineService(OperatorService, WebhookService):
+class EngineService(OperatorService, ReconcileService):
     """Rooms, calls and webhooks of every configured app, and what operators may do."""
 
     async def run(self, op: Operation[R], bearer: str | None, args: dict[str, Any]) -> R:

@@ -1,29 +1,91 @@
 """The engine service's ears on the media server: participants joining and leaving.
 
+Events are recorded first (:meth:`WebhookService.receive`: once per event id, in the
+store, answered at once) and applied after, per media room in the order they arrived, one
+applier per room at a time; events a crash left unapplied are applied by any worker's loop
+(:meth:`WebhookService.run_webhooks`). LiveKit drops a room's events that wait too long,
+so the endpoint must never wait on LiveKit or on the room's lock.
+
 A participant who leaves (or whose process dies) loses its seat or stage slot and ends
-its call; a participant who arrives with a token minted before a change gets its grant
-brought up to date, or is removed if it was banned since. The leave of a connection that
-a newer one replaced (same identity, another device or a reconnect) frees nothing.
+its call; a participant who arrives with a token minted before a change is admitted (made
+visible) with its grant brought up to date, or removed if it was banned since. The leave
+of a connection that a newer one replaced (same identity, another device or a reconnect)
+frees nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
+from typing import Any
 
 from stream_core.effects import Effect
 from stream_core.engine.base import state_json
 from stream_core.engine.calls import CallService
+from stream_core.engine.locks import KeyedLocks
+from stream_core.engine.outbox import effects_of, grant_effect, remove_effect
+from stream_core.errors import ErrorCode, UTDStreamException
+from stream_core.ports import MediaEffect, WebhookEvent
 from stream_core.rooms import Room
 from stream_core.rooms.hosting import snapshot_publish_sources
 
 __all__ = ["WebhookService"]
 
 _log = logging.getLogger("utd_stream.engine")
+_LEAVES = frozenset({"participant_left", "participant_connection_aborted"})
+_LEASE_SECONDS = 30.0
 
 
 class WebhookService(CallService):
     """Handlers for the media server's participant and room events."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._event_locks = KeyedLocks()
+        self._event_owner = uuid.uuid4().hex
+        self._events_wake = asyncio.Event()
+        self._appliers: set[asyncio.Task[None]] = set()
+
+    async def receive(self, event: WebhookEvent) -> bool:
+        """Record ``event`` (False: a replay of one already recorded) and apply it soon."""
+        fresh = await self._store(self.store.record_webhook, event, self._clock())
+        if fresh:
+            task = asyncio.get_running_loop().create_task(self._apply_room_events(event.room))
+            self._appliers.add(task)
+            task.add_done_callback(self._applied)
+        return fresh
+
+    async def run_webhooks(self, *, poll: float = 1.0) -> None:
+        """Apply events left unapplied (a crash, a failure): on start and every ``poll``."""
+        while True:
+            self._events_wake.clear()
+            try:
+                rooms = {e.room for e in await self._store(self.store.pending_webhooks, 256,
+                                                           None)}
+                for room in rooms:
+                    await self._apply_room_events(room)
+            except UTDStreamException as exc:
+                if exc.code != ErrorCode.UNAVAILABLE:
+                    raise
+                _log.warning("webhooks: the store is unavailable (%s)", exc.message)
+            try:
+                await asyncio.wait_for(self._events_wake.wait(), poll)
+            except TimeoutError:
+                pass
+
+    async def settle_webhooks(self) -> None:
+        """Wait until every event received so far is applied (tests, shutdown)."""
+        while self._appliers:
+            await asyncio.gather(*list(self._appliers), return_exceptions=True)
+
+    async def stop_webhooks(self) -> None:
+        """Stop applying now (what is recorded stays for the next start)."""
+        for task in list(self._appliers):
+            task.cancel()
+        await asyncio.gather(*list(self._appliers), return_exceptions=True)
+
+    # -- the events -----------------------------------------------------------------
     async def participant_left(self, livekit_room: str, identity: str, *,
                                sid: str = "", replaced: bool = False) -> None:
         """``replaced``: the media server closed this connection because a new one with
@@ -48,11 +110,9 @@ class WebhookService(CallService):
             effects = room.leave(identity)
             return room, (effects, state_json(room))
 
-        async with self._locks.hold(found):
-            effects, state = await self._store(self.store.mutate_room, app_id, room_name,
-                                               livekit_room, change)
-            await self._tell(livekit_room, effects)
-            await self._push(livekit_room, state)
+        await self._store(self.store.mutate_room, app_id, room_name, livekit_room, change,
+                          lambda r: effects_of(livekit_room, r[0], r[1]))
+        await self.outbox.drain(livekit_room)
 
     async def participant_joined(self, livekit_room: str, identity: str, *,
                                  can_publish: bool, sources: frozenset[str],
@@ -60,28 +120,69 @@ class WebhookService(CallService):
         """Admit a new connection: remove it if it was banned since its token was minted
         (it joined hidden, so nobody saw it), otherwise make it visible with its grant
         brought up to what the room says now (a seat or stage slot won or lost since the
-        mint, when no grant could reach it). Nothing is sent when the token is right."""
+        mint, when no grant could reach it). Nothing is sent when the token is right.
+
+        Decided under the room's row lock (a change that leaves the room as it is), so the
+        grant is queued in order with every other change of the room."""
         found = await self._store(self.store.room_by_livekit_name, livekit_room)
         if found is None:
             return
-        async with self._locks.hold(found):
-            view = await self._store(self.store.read_room, *found)
-            if view is None:
-                return
-            if identity in view.banned:
-                await self._media("remove", self.control.remove_participant(livekit_room,
-                                                                            identity))
-                return
-            wanted = snapshot_publish_sources(view.snapshot, identity)
+
+        def decide(room: Room | None) -> tuple[Room, list[MediaEffect]]:
+            assert room is not None  # found by its media-server name: it exists
+            if identity in room.presence.banned:
+                return room, [remove_effect(livekit_room, identity)]
+            wanted = room.publish_sources(identity)
             if not hidden and can_publish == bool(wanted) and (not wanted or sources == wanted):
-                return
-            await self._media("grant", self.control.set_permissions(livekit_room, identity,
-                                                                    wanted))
+                return room, []
+            return room, [grant_effect(livekit_room, identity, wanted)]
+
+        await self._store(self.store.mutate_room, found[0], found[1], livekit_room, decide,
+                          lambda effects: effects)
+        await self.outbox.drain(livekit_room)
 
     async def room_finished(self, livekit_room: str) -> None:
         found_call = await self._store(self.store.call_by_livekit_name, livekit_room)
         if found_call is not None:
             await self.drop_call(*found_call)
+
+    # -- internals ------------------------------------------------------------------
+    async def _apply_room_events(self, room: str) -> None:
+        """Apply ``room``'s recorded events in order (one applier per room at a time)."""
+        async with self._event_locks.hold(room):
+            key = f"events:{room}"
+            if self.store.shared and not await self._store(
+                    self.store.lease, key, self._event_owner, self._clock(), _LEASE_SECONDS):
+                return
+            try:
+                for event in await self._store(self.store.pending_webhooks, 256, room):
+                    try:
+                        await self._apply(event)
+                    except UTDStreamException as exc:
+                        if exc.code == ErrorCode.UNAVAILABLE:
+                            raise  # kept, in order, for the next try
+                        _log.warning("webhook %s for %s refused: %s", event.event, room, exc)
+                    await self._store(self.store.webhook_applied, event.seq)
+            finally:
+                if self.store.shared:
+                    await self._store(self.store.release, key, self._event_owner)
+
+    async def _apply(self, event: WebhookEvent) -> None:
+        if event.event in _LEAVES and event.identity:
+            await self.participant_left(event.room, event.identity, sid=event.sid,
+                                        replaced=event.replaced)
+        elif event.event == "participant_joined" and event.identity:
+            await self.participant_joined(event.room, event.identity,
+                                          can_publish=event.can_publish, sources=event.sources,
+                                          hidden=event.hidden)
+        elif event.event == "room_finished":
+            await self.room_finished(event.room)
+
+    def _applied(self, task: asyncio.Task[None]) -> None:
+        self._appliers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("applying webhooks failed (kept for a retry): %s", task.exception())
+            self._events_wake.set()
 
     async def _replaced(self, livekit_room: str, identity: str, sid: str) -> bool:
         """True if the media server has ``identity`` in the room under another connection

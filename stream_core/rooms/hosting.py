@@ -18,7 +18,7 @@ from stream_core.rooms.seats import SeatRoom, check_seat_count, parse_seat_mode
 from stream_core.rooms.stage import LiveStage
 
 __all__ = ["Room", "new_room", "room_type", "snapshot_type", "room_class",
-           "snapshot_publish_sources", "restore_room", "admit", "grant_for",
+           "snapshot_publish_sources", "publishers", "restore_room", "admit", "grant_for",
            "room_state", "call_state"]
 
 Room = SeatRoom | LiveStage
@@ -47,6 +47,13 @@ def snapshot_type(snapshot: UTDSeatGrid | UTDStage) -> UTDStreamType:
 def room_class(stream_type: UTDStreamType) -> type[Room]:
     """The room class of a product that has rooms."""
     return SeatRoom if stream_type is UTDStreamType.AUDIO_ROOM else LiveStage
+
+
+def publishers(snapshot: UTDSeatGrid | UTDStage) -> tuple[str, ...]:
+    """Who holds a publishing place (a seat, a place on stage; the host's is its own)."""
+    if isinstance(snapshot, UTDSeatGrid):
+        return snapshot.speakers
+    return tuple(m.identity for m in snapshot.members if m.identity != snapshot.host)
 
 
 def snapshot_publish_sources(snapshot: UTDSeatGrid | UTDStage,

@@ -25,7 +25,7 @@ from stream_core.operations import OPERATIONS as ROUTES
 from stream_core.operations import Credentials, Operation, Target
 from stream_devstack.stack import LocalStack
 from tests.engine.stack_fixtures import (
-    API, QUICK_RATE, StackApi, assert_error, find_secrets, secrets_of, unique,
+    API, QUICK_RATE, StackApi, assert_error, find_secrets, secrets_of, unique, wait_until,
 )
 
 Route = Operation[Any]
@@ -305,12 +305,23 @@ def _signed(stack: LocalStack, body: str, *, secret: str | None = None) -> dict[
 
 
 def _participant_left(room: str, identity: str, event: str = "participant_left",
-                      reason: str | None = None) -> str:
+                      reason: str | None = None, event_id: str | None = None) -> str:
     participant: dict[str, str] = {"identity": identity, "sid": unique("PA")}
     if reason is not None:
         participant["disconnectReason"] = reason
-    return json.dumps({"event": event, "id": unique("evt"), "room": {"name": room},
-                       "participant": participant})
+    return json.dumps({"event": event, "id": event_id or unique("evt"),
+                       "room": {"name": room}, "participant": participant})
+
+
+def _deliver(api: StackApi, stack: LocalStack, body: str) -> None:
+    answer = api.request("POST", f"{API}/livekit/webhook", data=body,
+                         headers=_signed(stack, body))
+    assert answer.status_code == 200, answer.text
+
+
+def _seated(api: StackApi, host: Any, index: int) -> str | None:
+    occupant: str | None = api.seats(host)["seats"][index]["occupant"]
+    return occupant
 
 
 @pytest.mark.parametrize("event", ["participant_left", "participant_connection_aborted"])
@@ -321,26 +332,46 @@ def test_signed_leave_webhook_frees_the_seat(api: StackApi, stack: LocalStack,
     room, host = api.audio_room(seats=2)
     speaker = api.join(unique("speaker"), room, "audio_room")
     api.act(speaker, "seats/take", {"seat_index": 1})
-    body = _participant_left(livekit_room_name(api.main.app_id, room), speaker.identity, event)
-    answer = api.request("POST", f"{API}/livekit/webhook", data=body,
-                         headers=_signed(stack, body))
-    assert answer.status_code == 200, answer.text
-    assert api.seats(host)["seats"][1]["occupant"] is None
+    _deliver(api, stack, _participant_left(livekit_room_name(api.main.app_id, room),
+                                        speaker.identity, event))
+    # recorded at once, applied after: the seat is freed soon
+    wait_until(lambda: _seated(api, host, 1) is None, "the leave applied", timeout=10)
 
 
 def test_the_leave_of_a_duplicate_identity_frees_nothing(api: StackApi,
                                                          stack: LocalStack) -> None:
     """LiveKit sends the replaced connection's leave before it lists the new one: the
     reason, not a look-up, tells the engine that the identity is still there."""
-    room, host = api.audio_room(seats=2)
-    speaker = api.join(unique("speaker"), room, "audio_room")
+    room, host = api.audio_room(seats=3)
+    lk_name = livekit_room_name(api.main.app_id, room)
+    speaker, other = (api.join(unique(n), room, "audio_room") for n in ("speaker", "other"))
     api.act(speaker, "seats/take", {"seat_index": 1})
-    body = _participant_left(livekit_room_name(api.main.app_id, room), speaker.identity,
-                             reason="DUPLICATE_IDENTITY")
-    answer = api.request("POST", f"{API}/livekit/webhook", data=body,
-                         headers=_signed(stack, body))
-    assert answer.status_code == 200, answer.text
-    assert api.seats(host)["seats"][1]["occupant"] == speaker.identity
+    api.act(other, "seats/take", {"seat_index": 2})
+    _deliver(api, stack, _participant_left(lk_name, speaker.identity,
+                                        reason="DUPLICATE_IDENTITY"))
+    # a room's events are applied in arrival order: once the next one is, this one was
+    _deliver(api, stack, _participant_left(lk_name, other.identity))
+    wait_until(lambda: _seated(api, host, 2) is None, "the later leave applied", timeout=10)
+    assert _seated(api, host, 1) == speaker.identity
+
+
+def test_a_replayed_webhook_changes_nothing(api: StackApi, stack: LocalStack) -> None:
+    """Recorded once by its id: the same event again (LiveKit retries, a replay) is ignored,
+    even after the participant came back and sat down again."""
+    room, host = api.audio_room(seats=3)
+    lk_name = livekit_room_name(api.main.app_id, room)
+    speaker, other = (api.join(unique(n), room, "audio_room") for n in ("speaker", "other"))
+    api.act(speaker, "seats/take", {"seat_index": 1})
+    api.act(other, "seats/take", {"seat_index": 2})
+    leave = _participant_left(lk_name, speaker.identity, event_id=unique("evt"))
+    _deliver(api, stack, leave)
+    wait_until(lambda: _seated(api, host, 1) is None, "the leave applied", timeout=10)
+    back = api.join(speaker.identity, room, "audio_room")
+    api.act(back, "seats/take", {"seat_index": 1})
+    _deliver(api, stack, leave)  # the very same event, again
+    _deliver(api, stack, _participant_left(lk_name, other.identity))
+    wait_until(lambda: _seated(api, host, 2) is None, "the later leave applied", timeout=10)
+    assert _seated(api, host, 1) == speaker.identity
 
 
 @pytest.mark.parametrize("forgery", ["unsigned", "wrong secret", "tampered body", "garbage"])

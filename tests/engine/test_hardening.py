@@ -5,6 +5,7 @@ are retried. Every probe here failed before the hardening."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import tracemalloc
@@ -312,6 +313,7 @@ class RefusingLiveKit(NullLiveKit):
     def __init__(self, refusals: int = 2) -> None:
         self.refusals = refusals
         self.pushed: list[str] = []
+        self.landed = asyncio.Event()
 
     async def push_state(self, room: str, state: str) -> None:
         if self.refusals:
@@ -319,9 +321,13 @@ class RefusingLiveKit(NullLiveKit):
             raise UTDStreamException("LiveKit refused", status_code=502,
                                      code="livekit_internal")
         self.pushed.append(state)
+        self.landed.set()
 
 
-async def test_a_refused_push_is_retried(tmp_path: Any, caplog: Any) -> None:
+async def test_a_refused_push_is_kept_and_retried_until_it_lands(tmp_path: Any,
+                                                                 caplog: Any) -> None:
+    """The push stays in the outbox (committed with the change) and the outbox's own loop
+    retries it with backoff: the request that made the change is not held up by it."""
     control = RefusingLiveKit()
     config = EngineConfig(state_dir=tmp_path, apps=[AppConfig(APP, KEY)],
                           signing_secret="s" * 32)
@@ -330,10 +336,15 @@ async def test_a_refused_push_is_retried(tmp_path: Any, caplog: Any) -> None:
                                               control_factory=lambda: control)))
     await client.start_server()
     try:
-        await Engine(client).join("host", role="host", seat_count=2)
-        assert control.refusals == 0 and len(control.pushed) == 1
-        assert json.loads(control.pushed[0])["seats"]["seat_count"] == 2
-        assert "retrying" in caplog.text
+        engine = Engine(client)
+        host = await engine.join("host", role="host", seat_count=2)
+        answer = await engine.post("/rooms/r/seats/take", {"seat_index": 0}, host)
+        assert answer.status == 200
+        await asyncio.wait_for(control.landed.wait(), 10)
+        assert control.refusals == 0
+        assert json.loads(control.pushed[-1])["seats"]["seats"][0]["occupant"] == "host"
+        assert "kept for a retry" in caplog.text
+        assert store.rooms_with_due_effects(float("inf"), 10) == []  # nothing left behind
     finally:
         await client.close()
         store.close()

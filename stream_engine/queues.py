@@ -1,0 +1,136 @@
+"""The store's queues in SQL: the outbox of media effects, leases, and the webhook inbox.
+
+Mixed into :class:`~stream_engine.store.Store`: these share its engine and its one map of
+driver errors. Outbox rows are written by the store's mutations, in their transactions
+(:func:`write_effects`); the rows of one media room are read in ``seq`` order, which is the
+room's commit order because every change of a room holds the room's row lock while it
+writes them. A lease is a row per key that one owner holds until it lapses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from stream_core.ports import MediaEffect, WebhookEvent
+from stream_engine.schema import leases, outbox, rooms, webhooks
+
+__all__ = ["Queues", "write_effects"]
+
+_KEEP_EVENTS = 3600.0  # seconds an applied event's id is kept to refuse its replays
+
+
+def write_effects(conn: Connection, effects: Sequence[MediaEffect]) -> None:
+    """Queue ``effects`` in the caller's transaction (the change that caused them)."""
+    if effects:
+        conn.execute(insert(outbox), [
+            {"room": e.room, "kind": e.kind, "identity": e.identity, "data": e.data,
+             "attempts": 0, "next_try_at": 0.0} for e in effects])
+
+
+class Queues:
+    """Outbox, leases and inbox over the store's ``engine`` (see the module's doc)."""
+
+    engine: Engine
+
+    def _db(self) -> Any:  # the store's driver-error map, as a context manager
+        raise NotImplementedError
+
+    # -- the outbox -------------------------------------------------------------------
+    def pending_effects(self, room: str, now: float, limit: int) -> list[MediaEffect]:
+        """``room``'s effects in order, from the first; none if the first is not due yet."""
+        with self._db(), self.engine.connect() as conn:
+            rows = conn.execute(select(outbox).where(outbox.c.room == room)
+                                .order_by(outbox.c.seq).limit(limit)).all()
+        if not rows or rows[0].next_try_at > now:
+            return []
+        return [MediaEffect(r.room, r.kind, r.identity, r.data, r.seq, r.attempts)
+                for r in rows]
+
+    def settle_effects(self, done: Sequence[int], failed: MediaEffect | None = None,
+                       retry_at: float = 0.0) -> None:
+        with self._db(), self.engine.begin() as conn:
+            if done:
+                conn.execute(delete(outbox).where(outbox.c.seq.in_(list(done))))
+            if failed is not None:
+                conn.execute(update(outbox).where(outbox.c.seq == failed.seq).values(
+                    attempts=outbox.c.attempts + 1, next_try_at=retry_at))
+
+    def rooms_with_due_effects(self, now: float, limit: int) -> list[str]:
+        with self._db(), self.engine.connect() as conn:
+            first = (select(outbox.c.room, func.min(outbox.c.seq).label("seq"))
+                     .group_by(outbox.c.room).subquery())
+            rows = conn.execute(select(outbox.c.room).join(
+                first, and_(outbox.c.room == first.c.room, outbox.c.seq == first.c.seq))
+                .where(outbox.c.next_try_at <= now).limit(limit)).all()
+        return [r.room for r in rows]
+
+    # -- leases -----------------------------------------------------------------------
+    def lease(self, key: str, owner: str, now: float, seconds: float) -> bool:
+        """Hold ``key`` until ``now + seconds`` unless another owner holds it unexpired."""
+        with self._db(), self.engine.begin() as conn:
+            taken = conn.execute(update(leases).where(
+                leases.c.key == key, or_(leases.c.until < now, leases.c.owner == owner))
+                .values(owner=owner, until=now + seconds)).rowcount
+            if taken:
+                return True
+        with self._db():
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(leases).values(key=key, owner=owner,
+                                                       until=now + seconds))
+            except IntegrityError:
+                return False  # held by another owner, unexpired
+        return True
+
+    def release(self, key: str, owner: str) -> None:
+        with self._db(), self.engine.begin() as conn:
+            conn.execute(delete(leases).where(leases.c.key == key, leases.c.owner == owner))
+
+    # -- the inbox --------------------------------------------------------------------
+    def record_webhook(self, event: WebhookEvent, now: float) -> bool:
+        data = json.dumps({"event": event.event, "identity": event.identity, "sid": event.sid,
+                           "replaced": event.replaced, "hidden": event.hidden,
+                           "can_publish": event.can_publish,
+                           "sources": sorted(event.sources)}, ensure_ascii=False)
+        with self._db():
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(webhooks).values(
+                        event_id=event.event_id, room=event.room, data=data,
+                        received_at=now, applied=0))
+                    conn.execute(delete(webhooks).where(
+                        webhooks.c.applied == 1, webhooks.c.received_at < now - _KEEP_EVENTS))
+            except IntegrityError:
+                return False  # a replay: this event id was recorded already
+        return True
+
+    def pending_webhooks(self, limit: int, room: str | None = None) -> list[WebhookEvent]:
+        query = select(webhooks).where(webhooks.c.applied == 0)
+        if room is not None:
+            query = query.where(webhooks.c.room == room)
+        with self._db(), self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(webhooks.c.seq).limit(limit)).all()
+        found = []
+        for r in rows:
+            d = json.loads(r.data)
+            found.append(WebhookEvent(r.event_id, d["event"], r.room, d["identity"], d["sid"],
+                                      d["replaced"], d["hidden"], d["can_publish"],
+                                      frozenset(d["sources"]), r.seq))
+        return found
+
+    def webhook_applied(self, seq: int) -> None:
+        with self._db(), self.engine.begin() as conn:
+            conn.execute(update(webhooks).where(webhooks.c.seq == seq).values(applied=1))
+
+    # -- what the reconcile pass looks at -----------------------------------------------
+    def active_rooms(self, since: float, limit: int) -> list[str]:
+        with self._db(), self.engine.connect() as conn:
+            rows = conn.execute(select(rooms.c.livekit_name).where(rooms.c.updated_at >= since)
+                                .order_by(rooms.c.updated_at.desc()).limit(limit)).all()
+        return [r.livekit_name for r in rows]

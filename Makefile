@@ -16,9 +16,18 @@ TOOLS := .tools/bin
 LIVEKIT_BIN := $(TOOLS)/livekit-server
 export LIVEKIT_SERVER_BIN := $(abspath $(LIVEKIT_BIN))
 
-# What the real-browser and PostgreSQL tests need from the system (Debian packages), and
+# Pinned fault proxy for the cluster tests (cut the engine's path to LiveKit's API), built
+# and cached the same way.
+TOXIPROXY_VERSION := v2.5.0
+TOXIPROXY_CACHE := $(HOME)/.cache/utd-stream/toxiproxy-server-$(TOXIPROXY_VERSION)
+TOXIPROXY_BIN := $(TOOLS)/toxiproxy-server
+export TOXIPROXY_SERVER_BIN := $(abspath $(TOXIPROXY_BIN))
+
+# What the real-browser, PostgreSQL and cluster (Redis) tests need from the system (Debian
+# packages), and
 # LiveKit's JavaScript client for the cross-origin browser test (npm, project-local).
-SYSTEM_TOOLS := chromium:chromium chromedriver:chromium-driver pg_ctl:postgresql
+SYSTEM_TOOLS := chromium:chromium chromedriver:chromium-driver pg_ctl:postgresql \
+  redis-server:redis-server
 LIVEKIT_JS_VERSION := 2.23.0
 LIVEKIT_JS := .tools/js/node_modules/livekit-client/dist/livekit-client.umd.js
 
@@ -32,7 +41,7 @@ $(STAMP): pyproject.toml setup.cfg
 
 install: $(STAMP)
 
-tools: $(LIVEKIT_BIN)
+tools: $(LIVEKIT_BIN) $(TOXIPROXY_BIN)
 
 $(LIVEKIT_BIN):
 	mkdir -p $(TOOLS)
@@ -48,7 +57,21 @@ $(LIVEKIT_BIN):
 	cp "$(LIVEKIT_CACHE)/livekit-server" $(LIVEKIT_BIN)
 	$(LIVEKIT_BIN) --version
 
-# Installs chromium, chromium-driver and postgresql when missing (one apt-get update);
+$(TOXIPROXY_BIN):
+	mkdir -p $(TOOLS)
+	if [ ! -x "$(TOXIPROXY_CACHE)/toxiproxy-server" ]; then \
+	  command -v go >/dev/null || { echo "ERROR: Go is required to build toxiproxy-server" >&2; exit 1; }; \
+	  echo "building toxiproxy-server $(TOXIPROXY_VERSION) (first time only, cached in $(TOXIPROXY_CACHE))"; \
+	  mkdir -p "$(TOXIPROXY_CACHE)/gobin"; \
+	  GOBIN="$(TOXIPROXY_CACHE)/gobin" GOFLAGS=-mod=mod go install \
+	    github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION) \
+	    || { echo "ERROR: go install of toxiproxy-server $(TOXIPROXY_VERSION) failed" >&2; exit 1; }; \
+	  mv "$(TOXIPROXY_CACHE)/gobin/server" "$(TOXIPROXY_CACHE)/toxiproxy-server"; \
+	fi
+	cp "$(TOXIPROXY_CACHE)/toxiproxy-server" $(TOXIPROXY_BIN)
+	$(TOXIPROXY_BIN) -version
+
+# Installs chromium, chromium-driver, postgresql and redis-server when missing (one apt-get update);
 # fails loudly when it cannot (not root, no sudo, no apt-get).
 system:
 	missing=""; \

@@ -64,9 +64,12 @@ def pick_ports() -> ServerPorts:
 
 
 def server_config(ports: ServerPorts, *, api_key: str, api_secret: str,
-                  webhook_urls: Sequence[str], log_level: str) -> dict[str, Any]:
+                  webhook_urls: Sequence[str], log_level: str,
+                  redis_address: str | None = None) -> dict[str, Any]:
     """The config mapping for one launch; a ``webhook`` section signed with ``api_key`` is
-    added only when there are ``webhook_urls``."""
+    added only when there are ``webhook_urls``, a ``redis`` section (LiveKit's multi-node
+    mode: nodes sharing one Redis route rooms among themselves) only with ``redis_address``
+    (``host:port``)."""
     config: dict[str, Any] = {
         "port": ports.http,
         "bind_addresses": [LOOPBACK],
@@ -83,6 +86,8 @@ def server_config(ports: ServerPorts, *, api_key: str, api_secret: str,
     }
     if webhook_urls:
         config["webhook"] = {"api_key": api_key, "urls": list(webhook_urls)}
+    if redis_address:
+        config["redis"] = {"address": redis_address}
     return config
 
 

@@ -75,6 +75,7 @@ class LiveKitServer:
         webhook_urls: str | Sequence[str] | None = None,
         log_level: str = "warn",
         stop_timeout: float = 5.0,
+        redis_address: str | None = None,
     ) -> None:
         """Configure (but do not start) a server.
 
@@ -92,6 +93,9 @@ class LiveKitServer:
             log_level: livekit ``logging.level`` (debug/info/warn/error).
             stop_timeout: seconds :meth:`stop` waits after the forcing SIGTERM (and after
                 SIGKILL) before giving up/escalating.
+            redis_address: ``host:port`` of a Redis shared with other nodes (LiveKit's
+                multi-node mode, see :class:`stream_devstack.cluster.ClusterStack`); the
+                nodes must then share ``api_key``/``api_secret``.
         """
         self._binary_arg = binary
         self._api_key = api_key or f"API{secrets.token_hex(6)}"
@@ -103,6 +107,7 @@ class LiveKitServer:
         self._webhook_urls: list[str] = list(webhook_urls or [])
         self._log_level = log_level
         self._stop_timeout = stop_timeout
+        self._redis_address = redis_address
 
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
@@ -265,7 +270,8 @@ class LiveKitServer:
         self._config_path = tmp / "livekit.yaml"
         write_config(self._config_path, server_config(
             ports, api_key=self._api_key, api_secret=self._api_secret,
-            webhook_urls=self._webhook_urls, log_level=self._log_level))
+            webhook_urls=self._webhook_urls, log_level=self._log_level,
+            redis_address=self._redis_address))
         self._log_path = tmp / "livekit-server.log"
         self._log_file = open(self._log_path, "wb")  # noqa: SIM115 - closed in cleanup
 

@@ -49,6 +49,8 @@ class EngineConfig:
     mutate_limit: RateLimit = field(default_factory=lambda: RateLimit(20.0, 60))
     read_limit: RateLimit = field(default_factory=lambda: RateLimit(50.0, 100))
     reconcile_interval: float = 10.0  # seconds between reconcile passes over active rooms
+    absent_grace: float = 20.0  # a seat's holder absent from LiveKit this long is freed
+    redis_url: str | None = field(default=None, repr=False)  # shared rate limits (workers)
     cors_origins: tuple[str, ...] = ()  # web pages allowed to call the engine; "*" = any (dev)
     operators: list[OperatorConfig] = field(default_factory=list)  # none: no console
 
@@ -124,6 +126,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="RATE/BURST")
     parser.add_argument("--read-rate", default=_env("READ_RATE", "50/100"),
                         metavar="RATE/BURST")
+    parser.add_argument("--reconcile-interval", type=float,
+                        default=float(_env("RECONCILE_INTERVAL", "10") or 10),
+                        help="seconds between reconcile passes (LiveKit vs the engine's state)")
+    parser.add_argument("--absent-grace", type=float,
+                        default=float(_env("ABSENT_GRACE", "20") or 20),
+                        help="seconds a seat or stage slot's holder may be absent from "
+                             "LiveKit before the reconcile pass frees it (a lost leave)")
+    parser.add_argument("--redis-url", default=_env("REDIS_URL"),
+                        help="Redis for rate limits shared by every engine worker "
+                             "(without it, limits are per process)")
     parser.add_argument("--operator", action="append", default=[], metavar="NAME:TOKEN",
                         help="an operator of the console at /console (repeatable; the token "
                              "is at least 16 characters); env UTD_ENGINE_OPERATORS, "
@@ -173,6 +185,8 @@ def from_args(args: argparse.Namespace) -> EngineConfig:
         signing_secret=_env("SIGNING_SECRET") or "", ring_timeout=args.ring_timeout,
         token_ttl=args.token_ttl, token_limit=_limit(args.token_rate),
         mutate_limit=_limit(args.mutate_rate), read_limit=_limit(args.read_rate),
+        reconcile_interval=args.reconcile_interval, absent_grace=args.absent_grace,
+        redis_url=args.redis_url,
         cors_origins=tuple(dict.fromkeys(_origin(o) for o in origins)),
         operators=[_operator(o) for o in list(args.operator) +
                    [o for o in (_env("OPERATORS") or "").split(",") if o.strip()]])

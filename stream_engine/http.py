@@ -32,6 +32,8 @@ from stream_engine.livekit_control import LiveKitControl
 from stream_engine.livekit_tokens import SOURCE_BY_VALUE
 from stream_engine.metrics import METRICS, EngineMetrics
 from stream_engine.openapi import build_openapi
+from stream_engine.shared_limits import RedisRateLimiter
+from stream_engine.wakeups import listen
 from stream_engine.store import Store
 
 __all__ = ["create_app", "SERVICE"]
@@ -243,9 +245,16 @@ def create_app(config: EngineConfig, *, store: Store | None = None,
         control = (control_factory or (lambda: LiveKitControl(
             config.livekit_url, config.livekit_api_key, config.livekit_api_secret,
             client_url=config.public_livekit_url, meter=metrics.livekit_call)))()
-        service = EngineService(config.service_settings(), the_store, control,
+        settings = config.service_settings()
+        limiter = None
+        if config.redis_url:  # several workers: one count for all of them
+            limiter = RedisRateLimiter(config.redis_url, {
+                "token": settings.token_limit, "mutate": settings.mutate_limit,
+                "read": settings.read_limit})
+        service = EngineService(settings, the_store, control,
                                 JwtBearers(config.signing_secret, ttl=config.bearer_ttl),
-                                on_missed=metrics.ring_timed_out)
+                                on_missed=metrics.ring_timed_out, limiter=limiter,
+                                absent_grace=config.absent_grace)
         app[SERVICE] = service
         loop = asyncio.get_running_loop()
         loops = [loop.create_task(service.run_ring_timer(), name="utd-engine-ring-timer"),
@@ -253,7 +262,11 @@ def create_app(config: EngineConfig, *, store: Store | None = None,
                  loop.create_task(service.run_webhooks(), name="utd-engine-webhooks"),
                  loop.create_task(service.run_reconcile(interval=config.reconcile_interval),
                                   name="utd-engine-reconcile")]
+        stop_wakeups = (listen(the_store.url, loop, service.calls_changed)
+                        if the_store.shared else None)
         yield
+        if stop_wakeups is not None:
+            await asyncio.to_thread(stop_wakeups)
         for task in loops:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)

@@ -4,21 +4,27 @@ Mixed into :class:`~stream_engine.store.Store`: these share its engine and its o
 driver errors. Outbox rows are written by the store's mutations, in their transactions
 (:func:`write_effects`); the rows of one media room are read in ``seq`` order, which is the
 room's commit order because every change of a room holds the room's row lock while it
-writes them. A lease is a row per key that one owner holds until it lapses.
+writes them.
+
+A lease (one applier of a room's queue across engine processes) is a PostgreSQL session
+advisory lock on a connection kept for the lease's length: a worker that dies (``kill
+-9``) loses its connection, and PostgreSQL frees its leases at once, so another worker
+takes the room over without waiting for a timeout.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from stream_core.ports import MediaEffect, WebhookEvent
-from stream_engine.schema import leases, outbox, rooms, webhooks
+from stream_engine.schema import outbox, rooms, webhooks
 
 __all__ = ["Queues", "write_effects"]
 
@@ -37,6 +43,8 @@ class Queues:
     """Outbox, leases and inbox over the store's ``engine`` (see the module's doc)."""
 
     engine: Engine
+    _held: dict[tuple[str, str], Connection]
+    _held_lock: threading.Lock
 
     def _db(self) -> Any:  # the store's driver-error map, as a context manager
         raise NotImplementedError
@@ -72,25 +80,36 @@ class Queues:
 
     # -- leases -----------------------------------------------------------------------
     def lease(self, key: str, owner: str, now: float, seconds: float) -> bool:
-        """Hold ``key`` until ``now + seconds`` unless another owner holds it unexpired."""
-        with self._db(), self.engine.begin() as conn:
-            taken = conn.execute(update(leases).where(
-                leases.c.key == key, or_(leases.c.until < now, leases.c.owner == owner))
-                .values(owner=owner, until=now + seconds)).rowcount
-            if taken:
-                return True
+        """Hold ``key`` (PostgreSQL advisory lock) until :meth:`release` or this process's
+        end; False if another holds it. ``now`` and ``seconds`` are unused: a lease ends
+        with its holder, not with a clock."""
         with self._db():
+            conn = self.engine.connect()
             try:
-                with self.engine.begin() as conn:
-                    conn.execute(insert(leases).values(key=key, owner=owner,
-                                                       until=now + seconds))
-            except IntegrityError:
-                return False  # held by another owner, unexpired
+                held = conn.execute(select(func.pg_try_advisory_lock(
+                    func.hashtextextended(key, 0)))).scalar()
+                conn.commit()  # the lock is the session's, not the transaction's
+            except BaseException:
+                conn.close()
+                raise
+        if not held:
+            conn.close()
+            return False
+        with self._held_lock:
+            self._held[(key, owner)] = conn
         return True
 
     def release(self, key: str, owner: str) -> None:
-        with self._db(), self.engine.begin() as conn:
-            conn.execute(delete(leases).where(leases.c.key == key, leases.c.owner == owner))
+        with self._held_lock:
+            conn = self._held.pop((key, owner), None)
+        if conn is None:
+            return
+        with self._db():
+            try:
+                conn.execute(select(func.pg_advisory_unlock(func.hashtextextended(key, 0))))
+                conn.commit()
+            finally:
+                conn.close()
 
     # -- the inbox --------------------------------------------------------------------
     def record_webhook(self, event: WebhookEvent, now: float) -> bool:

@@ -5,8 +5,6 @@ these; a test compares them).
   it last changed (what a reconcile pass looks at);
 * ``calls``: a call stored whole, with the columns its queries filter on;
 * ``outbox``: media effects not yet confirmed, per media room in ``seq`` (commit) order;
-* ``leases``: one holder per key (a room's outbox, its events, its reconcile) across
-  engine processes;
 * ``webhooks``: media events recorded once by id, applied after in arrival order.
 """
 
@@ -14,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 
-__all__ = ["TABLES", "rooms", "calls", "outbox", "leases", "webhooks"]
+__all__ = ["TABLES", "rooms", "calls", "outbox", "webhooks"]
 
 TABLES = MetaData()
 
@@ -52,13 +50,6 @@ outbox = Table(
     Column("data", Text, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("next_try_at", Float, nullable=False),
-)
-
-leases = Table(
-    "leases", TABLES,
-    Column("key", String(400), primary_key=True),
-    Column("owner", String(64), nullable=False),
-    Column("until", Float, nullable=False),
 )
 
 webhooks = Table(

@@ -39,6 +39,7 @@ from stream_core.wire import CallSchema, SeatGridSchema, StageSchema, dump
 from stream_engine.migrations import upgrade
 from stream_engine.queues import Queues, write_effects
 from stream_engine.schema import TABLES, calls, rooms
+from stream_engine.wakeups import CHANNEL
 
 __all__ = ["Store", "TABLES"]
 
@@ -75,9 +76,13 @@ class Store(Queues):
         # change takes the object out (``_checkout``), so no two threads ever share one.
         self._cache: dict[tuple[str, str], tuple[int, Room]] = {}
         self._cache_lock = threading.Lock()
+        self._held: dict[tuple[str, str], Connection] = {}  # leases: their connections
+        self._held_lock = threading.Lock()
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:  # leases hold a connection each while a room's queue is applied
+            kwargs.update(pool_size=20, max_overflow=40)
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             _sqlite_serializable(self.engine)
@@ -173,6 +178,8 @@ class Store(Queues):
             conn.execute(insert(calls).values(app_id=app_id, livekit_name=livekit_name,
                                               row_version=1, **_call_values(call)))
             write_effects(conn, effects)
+            if self.shared:  # delivered at commit: other workers' long-polls look again
+                conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
 
     def read_call(self, app_id: str, call_id: str) -> UTDCall:
         with _db_errors(), self.engine.connect() as conn:

@@ -56,11 +56,16 @@ class CallService(ServiceBase):
                                empty_timeout=_CALL_ROOM_EMPTY_TIMEOUT)
         await self._store(self.store.insert_call, who.app_id, lk_name, call, [opened])
         await self.outbox.drain(lk_name)
+        await self.calls_changed()
+        return await self._with_token(who, call)
+
+    async def calls_changed(self) -> None:
+        """A call was created here, or (announced by the store) by another engine process:
+        wake this process's long-polls and ring timer, which then read the store again."""
         async with self._incoming:
             self._incoming_serial += 1
             self._incoming.notify_all()
         self._timer_wake.set()
-        return await self._with_token(who, call)
 
     async def call_op(self, who: Caller, call_id: str, trigger: str) -> UTDCall:
         """``who`` fires ``trigger`` on the call; an accepted call comes with a token."""

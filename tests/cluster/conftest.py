@@ -55,7 +55,8 @@ class WorkerView:
 def cluster() -> Iterator[ClusterStack]:
     require_cluster_tools()
     stack = ClusterStack(workers=WORKERS, apps=_apps(), ring_timeout=5.0,
-                         engine_env={"UTD_ENGINE_RECONCILE_INTERVAL": str(RECONCILE_INTERVAL_S)})
+                         engine_env={"UTD_ENGINE_RECONCILE_INTERVAL": str(RECONCILE_INTERVAL_S),
+                                     "UTD_ENGINE_ABSENT_GRACE": str(2 * RECONCILE_INTERVAL_S)})
     stack.start()  # with every tool present, a cluster that cannot start is a failure
     try:
         yield stack

@@ -1,4 +1,4 @@
-"""Durable media effects and events: the outbox, leases, the webhook inbox; rooms record
+"""Durable media effects and events: the outbox and the webhook inbox; rooms record
 when they last changed (what the reconcile pass looks at).
 
 Spelled out here (a migration is frozen history), equal to ``stream_engine.schema``.
@@ -30,12 +30,6 @@ def upgrade() -> None:
         sa.Column("next_try_at", sa.Float, nullable=False),
     )
     op.create_table(
-        "leases",
-        sa.Column("key", sa.String(400), primary_key=True),
-        sa.Column("owner", sa.String(64), nullable=False),
-        sa.Column("until", sa.Float, nullable=False),
-    )
-    op.create_table(
         "webhooks",
         sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("event_id", sa.String(128), nullable=False, unique=True),
@@ -48,7 +42,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("webhooks")
-    op.drop_table("leases")
     op.drop_table("outbox")
     with op.batch_alter_table("rooms") as batch:
         batch.drop_index("ix_rooms_updated_at")

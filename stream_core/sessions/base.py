@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from stream_core.errors import UTDStreamException
+from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.events import MediaEvent
 from stream_core.frames import FrameStream, UTDAudioFrame, UTDVideoFormat, UTDVideoFrame
 from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDStreamType, UTDTokenResponse
@@ -205,7 +205,16 @@ class UTDSession:
         if self._rejoin is None:
             return False
         await self.rejoin()  # a no-op if an earlier attempt got connected
-        await self._resync()
+        try:
+            await self._resync()
+        except UTDStreamException as exc:
+            if exc.status_code != 404:
+                raise
+            # the late leave of the lost connection made the engine let us go after our
+            # mint: connected to LiveKit, unknown to the engine; mint and join again
+            await self.room.disconnect()
+            raise UTDStreamException("the engine let this member go meanwhile; joining again",
+                                     code=ErrorCode.NOT_CONNECTED) from exc
         return True
 
     async def dispose(self) -> None:

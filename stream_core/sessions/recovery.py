@@ -15,6 +15,8 @@ Rules of this file:
 * **Final reasons** are not losses: the app left (``client_initiated``), the server removed
   the participant (``removed``: a ban), a newer connection of the same identity replaced it
   (``duplicate_identity``), or the room was closed (``room_deleted``: the engine ended it).
+* A member the engine no longer knows (a 404 on the state read after a reconnect: the
+  leave of its old connection reached the engine late) is a loss too: it joins again.
 * Only the owner's connection state drives it; it is armed when the session connects and
   disarmed by ``leave()``, before the media is left. Its one task is cancelled on disarm.
 """
@@ -105,7 +107,7 @@ class Recovery:
             if previous is ConnectionState.RECONNECTING and self._armed:
                 self._start(self._resync(), "resync")
             self._armed = True
-        elif state is ConnectionState.DISCONNECTED and self._armed:
+        elif state is ConnectionState.DISCONNECTED and self._armed and not self.recovering:
             reason = self._session.room.disconnect_reason
             if reason in FINAL_REASONS:
                 self._armed = False
@@ -130,7 +132,15 @@ class Recovery:
     async def _resync(self) -> None:
         try:
             publishing = await self._session._resync()
-        except UTDStreamException as exc:  # the engine or the grant is not there yet
+        except UTDStreamException as exc:
+            if exc.status_code == 404 and self._session._rejoin is not None:
+                # the engine let this member go while it was away (the leave of the old
+                # connection came late): it is in LiveKit's room but not the engine's
+                _log.info("%r is no longer a member after a reconnect: rejoining",
+                          self._session)
+                await self._session.room.disconnect()
+                await self._recover("forgotten_by_engine")
+                return
             _log.warning("resync of %r after a reconnect failed: %s", self._session, exc)
             return
         self._emit(SessionResynced(tuple(sorted(publishing))))

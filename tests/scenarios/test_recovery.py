@@ -201,3 +201,27 @@ async def test_a_call_whose_room_is_lost_ends_on_both_sides(recovering_client, s
     finally:
         await caller.dispose()
         await callee.dispose()
+
+
+async def test_a_member_the_engine_let_go_during_a_reconnect_joins_again(
+        recovering_client, sfu, engine):
+    """Walk regression: after a LiveKit restart the leave of the old connection reached the
+    engine after the session's reconnect; the resync's read answered 404 and the session
+    stayed in LiveKit's room, unknown to the engine. It now mints and joins again."""
+    host = await recovering_client().join_audio_room("h", "late", as_host=True, seat_count=2)
+    fan = await recovering_client().join_audio_room("fan", "late")
+    try:
+        seen, reader = recorder(fan)
+        lk = livekit_room_name(engine.app_id, "late")
+        sid = sfu.get_participant(lk, "fan").sid
+        engine._on_loop(engine.service.participant_left(lk, "fan", sid=sid))  # the late leave
+        with pytest.raises(UTDStreamException) as forgotten:
+            await fan.get_seats()
+        assert forgotten.value.status_code == 404
+        sfu.blip(lk, "fan")
+        await wait_for_event(seen, Rejoined)
+        assert fan.connected.value and (await fan.get_seats()).room_name == "late"
+        reader.cancel()
+    finally:
+        await fan.dispose()
+        await host.dispose()

@@ -187,15 +187,20 @@ class UTDSession:
         connection was away may never arrive."""
 
     async def _resync(self) -> frozenset[str]:
-        """Reread the state, then make the media publish exactly what it grants: what
-        the media really publishes now (a reconnect may have republished, or dropped,
-        tracks) replaces what we last applied. Returns what is published."""
+        """Reread the state, then make the media publish exactly what it grants, published
+        afresh (a reconnect may have lost tracks the media still believes in). Returns
+        what is published."""
         await self._reread_state()
         async with self._publish_lock:
+            # republish from scratch: after a full reconnect the media may believe a track
+            # is published that the new server never got (the walk found rtc's own
+            # republish failing), and nothing but a fresh publish tells the difference
             media = self.room.media
-            self._applied = frozenset(
-                source for source, on in (("microphone", media.microphone_enabled),
-                                          ("camera", media.camera_enabled)) if on)
+            for source, on in (("microphone", media.microphone_enabled),
+                               ("camera", media.camera_enabled)):
+                if on and self.room.connected.value:
+                    await self._set_source(source, False)
+            self._applied = _NOTHING
         await self._follow_grants()
         return self._applied
 

@@ -31,7 +31,7 @@ SYSTEM_TOOLS := chromium:chromium chromedriver:chromium-driver pg_ctl:postgresql
 LIVEKIT_JS_VERSION := 2.23.0
 LIVEKIT_JS := .tools/js/node_modules/livekit-client/dist/livekit-client.umd.js
 
-.PHONY: install tools system js test test-fast demo up diagrams bench typecheck clean
+.PHONY: install tools system js test test-fast soak demo up diagrams bench typecheck clean
 
 $(STAMP): pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -99,6 +99,12 @@ $(LIVEKIT_JS):
 
 test: $(STAMP) tools system js typecheck
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The random walk on the real stack, long: 1,000+ steps with faults; prints the summary
+# (steps, faults, divergences, worst time-to-converge). `make test` runs a 100-step walk.
+soak: $(STAMP) tools
+	UTD_WALK_STEPS=$${UTD_WALK_STEPS:-1000} $(PY) -m pytest -q -s -p no:cacheprovider \
+	  tests/fidelity/test_walk.py 2>&1 | grep -E '^(walk:|DIVERGENCE|  |    )|passed|failed'
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not livekit and not engine"

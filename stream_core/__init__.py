@@ -9,6 +9,7 @@ from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.events import (
     ActiveSpeakersChanged, ConnectionState, ConnectionStateChanged, DataReceived, MediaEvent,
     ParticipantConnected, ParticipantDisconnected, PermissionsChanged, RoomMetadataChanged,
+    RecoveryEvent, RejoinAbandoned, Rejoined, RejoinScheduled, SessionResynced,
     TrackPublished, TrackSubscribed, TrackUnpublished, TrackUnsubscribed,
 )
 from stream_core.frames import FrameStream, UTDAudioFrame, UTDVideoFormat, UTDVideoFrame
@@ -23,6 +24,7 @@ from stream_core.sessions import (
     UTDAudioRoomSession, UTDCallSession, UTDLiveStreamSession, UTDLocalParticipant, UTDRoom,
     UTDSession,
 )
+from stream_core.sessions.recovery import RejoinPolicy
 
 __version__ = "0.1.0"
 
@@ -40,5 +42,6 @@ __all__ = [
     "MediaEvent", "ConnectionState", "ConnectionStateChanged", "ParticipantConnected",
     "ParticipantDisconnected", "TrackPublished", "TrackUnpublished", "TrackSubscribed",
     "TrackUnsubscribed", "PermissionsChanged", "RoomMetadataChanged", "DataReceived",
-    "ActiveSpeakersChanged",
+    "ActiveSpeakersChanged", "RecoveryEvent", "SessionResynced", "RejoinScheduled",
+    "Rejoined", "RejoinAbandoned", "RejoinPolicy",
 ]

@@ -25,6 +25,7 @@ from stream_core.sessions.audio_room import UTDAudioRoomSession
 from stream_core.sessions.base import DEFAULT_GRANT_TIMEOUT, UTDSession
 from stream_core.sessions.call import UTDCallSession
 from stream_core.sessions.live_stream import UTDLiveStreamSession
+from stream_core.sessions.recovery import RejoinPolicy
 
 __all__ = ["UTDStreamClient", "MediaFactory", "BACKENDS_ENTRY_POINT",
            "DEFAULT_BASE_URL", "DEFAULT_TOKEN_BASE_URL"]
@@ -44,7 +45,10 @@ class UTDStreamClient:
                  token_base_url: str | None = None, *, engine: EnginePort | None = None,
                  media_factory: MediaFactory | None = None,
                  grant_timeout: float = DEFAULT_GRANT_TIMEOUT,
-                 adaptive_stream: bool = True, dynacast: bool = True) -> None:
+                 adaptive_stream: bool = True, dynacast: bool = True,
+                 rejoin_policy: RejoinPolicy | None = None) -> None:
+        """``rejoin_policy``: how soon sessions try again after losing their media
+        connection (see :mod:`stream_core.sessions.recovery`)."""
         check_app_id(app_id)
         check_identity(app_key, "app_key")
         self.app_id = app_id
@@ -59,7 +63,8 @@ class UTDStreamClient:
         self._media_factory = media_factory
         self._session_options: dict[str, Any] = {"grant_timeout": grant_timeout,
                                                  "adaptive_stream": adaptive_stream,
-                                                 "dynacast": dynacast}
+                                                 "dynacast": dynacast,
+                                                 "rejoin_policy": rejoin_policy}
         self._identity: str | None = None
         self._user_token: str | None = None
         self._calls = CallLedger()  # one call machine for every call session of this user

@@ -24,6 +24,7 @@ class ErrorCode:
     RATE_LIMITED = "rate_limited"
     TIMEOUT = "timeout"
     UNAVAILABLE = "unavailable"
+    ENGINE_UNAVAILABLE = "engine_unavailable"
     PUBLISH_DENIED = "publish_denied"
     NOT_CONNECTED = "not_connected"
     ROOM_FULL = "room_full"
@@ -63,6 +64,20 @@ class UTDStreamException(Exception):
     def is_rate_limited(self) -> bool:
         """True when the engine throttled the request (HTTP 429); see ``retry_after``."""
         return self.status_code == 429
+
+    @property
+    def is_engine_unavailable(self) -> bool:
+        """True when the engine could not be reached at all (refused, reset, DNS): nothing
+        was decided, the session's observables keep their last value; retry later."""
+        return self.code == ErrorCode.ENGINE_UNAVAILABLE
+
+    @property
+    def is_retryable(self) -> bool:
+        """True when the same request may simply be sent again later: the engine was
+        unreachable (``engine_unavailable``), throttled it (429, see ``retry_after``) or
+        was briefly unable to serve it (503, e.g. its database). A timeout is not: the
+        request may have been carried out."""
+        return self.is_engine_unavailable or self.status_code in (429, 503)
 
     # Constructors for the handful of shapes the core itself raises. They keep codes and
     # statuses paired in one place so the engine maps them to HTTP without a table of its own.

@@ -15,7 +15,8 @@ __all__ = [
     "ConnectionState", "MediaEvent", "ConnectionStateChanged", "ParticipantConnected",
     "ParticipantDisconnected", "TrackPublished", "TrackUnpublished", "TrackSubscribed",
     "TrackUnsubscribed", "PermissionsChanged", "RoomMetadataChanged", "DataReceived",
-    "ActiveSpeakersChanged",
+    "ActiveSpeakersChanged", "RecoveryEvent", "SessionResynced", "RejoinScheduled",
+    "Rejoined", "RejoinAbandoned",
 ]
 
 
@@ -91,3 +92,46 @@ class DataReceived(MediaEvent):
 @dataclass(frozen=True, slots=True)
 class ActiveSpeakersChanged(MediaEvent):
     identities: tuple[str, ...]
+
+
+# -- a session's own recovery (stream_core.sessions.recovery), on the same stream ---------
+@dataclass(frozen=True, slots=True)
+class RecoveryEvent(MediaEvent):
+    """Base of what a session reports about its own recovery (``raw`` is always None)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResynced(RecoveryEvent):
+    """After the media server's resume or reconnect, the session reread the engine's state
+    and its media follows it again (``publishing``: what it publishes now)."""
+
+    publishing: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RejoinScheduled(RecoveryEvent):
+    """The media connection was lost for good (``reason``); attempt ``attempt`` to rejoin
+    with a fresh token starts in ``delay`` seconds."""
+
+    attempt: int
+    delay: float
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejoined(RecoveryEvent):
+    """The session is back in its room after ``attempts`` tries, ``downtime`` seconds after
+    the loss, its state reread and its media following it."""
+
+    attempts: int
+    downtime: float
+
+
+@dataclass(frozen=True, slots=True)
+class RejoinAbandoned(RecoveryEvent):
+    """The session stopped trying: the engine refused for good (banned, room gone, ...);
+    ``code`` is the refusal's. The session stays disconnected; ``rejoin()`` may be called."""
+
+    attempts: int
+    code: str | None
+    message: str

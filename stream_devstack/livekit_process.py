@@ -30,7 +30,7 @@ from typing import IO
 
 from stream_devstack.livekit_binary import resolve_server_binary
 from stream_devstack.livekit_config import (
-    LOOPBACK, child_env, pick_ports, server_config, write_config,
+    LOOPBACK, ServerPorts, child_env, pick_ports, server_config, write_config,
 )
 
 __all__ = ["LiveKitServer"]
@@ -235,6 +235,38 @@ class LiveKitServer:
         """
         self._cleanup_process()
 
+    def restart(self, *, hard: bool = False, down_for: float = 0.0,
+                timeout: float = 30.0) -> LiveKitServer:
+        """Stop the server and start it again on the same ports and credentials, as an
+        operator's restart would: every room and connection is lost, clients that reconnect
+        to the same URL find a fresh server. ``hard`` kills it (SIGKILL: clients see their
+        connection drop) instead of the SIGTERM stop (clients are told it shut down);
+        ``down_for`` keeps it down that long. Blocks until it answers again."""
+        ports = ServerPorts(self._require_port(self._http_port),
+                            self._require_port(self._rtc_tcp_port),
+                            self._require_port(self._udp_port))
+        proc = self._proc
+        if hard and proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=self._stop_timeout)
+        self._cleanup_process()
+        if down_for > 0:
+            time.sleep(down_for)
+        deadline = time.monotonic() + timeout
+        while True:  # the old listeners may linger a moment after the process is gone
+            try:
+                self._launch(ports)
+                self._wait_ready(deadline)
+                return self
+            except _PortInUse:
+                self._cleanup_process()
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(_POLL_INTERVAL_S)
+            except BaseException:
+                self._cleanup_process()
+                raise
+
     def __enter__(self) -> LiveKitServer:
         if self._proc is None:
             self.start()
@@ -260,9 +292,9 @@ class LiveKitServer:
 
     # ------------------------------------------------------------------ internals
 
-    def _launch(self) -> None:
+    def _launch(self, ports: ServerPorts | None = None) -> None:
         assert self._binary is not None
-        ports = pick_ports()
+        ports = ports or pick_ports()
         self._http_port, self._rtc_tcp_port, self._udp_port = ports
 
         self._tmpdir = tempfile.TemporaryDirectory(prefix="utd-livekit-")

@@ -145,6 +145,14 @@ class FakeSFU:
             member.post(Delivery(ConnectionStateChanged(ConnectionState.RECONNECTING)))
         self._kick(room, identity, "connection_lost")
 
+    def blip(self, room: str, identity: str) -> None:
+        """Simulate a network blip that LiveKit resumes: the participant's media goes
+        RECONNECTING, then CONNECTED again on the same connection (nothing else changes)."""
+        with self._lock:
+            _, member = self._member(room, identity)
+            for state in (ConnectionState.RECONNECTING, ConnectionState.CONNECTED):
+                member.post(Delivery(ConnectionStateChanged(state)))
+
     def list_participants(self, room: str) -> list[UTDRemoteParticipant]:
         """Participants as the server sees them; an unknown room is empty (as LiveKit)."""
         with self._lock:

@@ -5,7 +5,8 @@ operation's row in :mod:`stream_core.operations`, the table the server routes fr
 
 One pooled ``requests.Session`` per client; connect and read timeouts on every request;
 token mints go to ``token_base_url``, everything else to ``base_url``. Retries are
-urllib3's, bounded, with backoff: idempotent reads on connection errors and 502/503/504,
+urllib3's, bounded, with backoff: idempotent reads on read errors and 502/503/504, one
+immediate reconnect when a connection is refused (then ``engine_unavailable``, at once),
 and any request on 429 (the engine refused it, so nothing happened), honouring
 ``Retry-After`` up to a cap. Every answer is loaded with the same marshmallow schema the
 engine dumped it with; every failure becomes ``UTDStreamException`` in :func:`_raise_for`
@@ -58,7 +59,10 @@ class RestEngine:
         self.base_url = base_url.rstrip("/")
         self.token_base_url = (token_base_url or base_url).rstrip("/")
         self._timeouts = (connect_timeout, read_timeout)
-        retry = _EngineRetry(total=retries, connect=retries, read=retries, status=retries,
+        # one quick reconnect only: an engine that refuses twice is down, and callers are
+        # told so at once (``engine_unavailable``, retryable) rather than after a backoff
+        retry = _EngineRetry(total=retries, connect=min(retries, 1), read=retries,
+                             status=retries,
                              backoff_factor=0.2, status_forcelist=(502, 503, 504),
                              allowed_methods=frozenset({"GET"}), raise_on_status=False,
                              respect_retry_after_header=True, retry_after_max=retry_after_max)
@@ -136,7 +140,7 @@ def _map_errors(url: str) -> Iterator[None]:
                                  code=ErrorCode.TIMEOUT) from None
     except requests.RequestException as exc:
         raise UTDStreamException(f"the engine at {url} is unreachable ({type(exc).__name__})",
-                                 code=ErrorCode.UNAVAILABLE) from None
+                                 code=ErrorCode.ENGINE_UNAVAILABLE) from None
 
 
 def _raise_for(response: requests.Response) -> None:

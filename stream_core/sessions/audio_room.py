@@ -102,6 +102,9 @@ class UTDAudioRoomSession(UTDSession):
     async def _first_state(self) -> None:
         await self.get_seats()
 
+    async def _reread_state(self) -> None:
+        await self.get_seats()
+
     async def _grid_op(self, op: Operation[UTDSeatGrid], **args: Any) -> UTDSeatGrid:
         grid = await self._run(op, **args)
         self._apply_grid(grid)

@@ -19,13 +19,14 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from stream_core.errors import UTDStreamException
+from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.events import MediaEvent
 from stream_core.frames import FrameStream, UTDAudioFrame, UTDVideoFormat, UTDVideoFrame
 from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDStreamType, UTDTokenResponse
 from stream_core.observable import EventStream, Observable
 from stream_core.operations import Operation
 from stream_core.ports import EnginePort, MediaPort
+from stream_core.sessions.recovery import Recovery, RejoinPolicy
 from stream_core.sessions.room import UTDRoom
 from stream_core.wire import RoomStateSchema, load
 
@@ -55,7 +56,8 @@ class UTDSession:
                  identity: str, user_token: str | None, room_name: str | None,
                  grant_timeout: float = DEFAULT_GRANT_TIMEOUT,
                  adaptive_stream: bool = True, dynacast: bool = True,
-                 rejoin: Callable[[], Awaitable[UTDTokenResponse]] | None = None) -> None:
+                 rejoin: Callable[[], Awaitable[UTDTokenResponse]] | None = None,
+                 rejoin_policy: RejoinPolicy | None = None) -> None:
         self.type = type
         self.identity = identity
         self.room = UTDRoom(media, adaptive_stream=adaptive_stream, dynacast=dynacast)
@@ -70,6 +72,7 @@ class UTDSession:
         self._disposed = False
         self._rejoin = rejoin
         self._unsubscribe_metadata = self.room.metadata.listen(self._on_metadata)
+        self._recovery = Recovery(self, rejoin_policy)  # see stream_core.sessions.recovery
 
     # -- the seed's headless state ---------------------------------------------------
     @property
@@ -86,7 +89,14 @@ class UTDSession:
 
     @property
     def events(self) -> EventStream[MediaEvent]:
+        """Media events, and this session's own recovery (``RejoinScheduled``,
+        ``Rejoined``, ``RejoinAbandoned``, ``SessionResynced``)."""
         return self.room.events
+
+    @property
+    def recovering(self) -> bool:
+        """True while the session resyncs after a reconnect or rejoins after a loss."""
+        return self._recovery.recovering
 
     @property
     def local_participant(self) -> UTDLocalParticipant | None:
@@ -141,7 +151,9 @@ class UTDSession:
 
     # -- lifecycle ------------------------------------------------------------------
     async def leave(self) -> None:
-        """Leave the media room; the session object stays usable (e.g. to rejoin a call)."""
+        """Leave the media room; the session object stays usable (e.g. to rejoin a call).
+        Stops any recovery under way: a session that left does not come back by itself."""
+        await self._recovery.disarm()
         await self._drain_tasks()
         async with self._publish_lock:
             self._applied = _NOTHING
@@ -169,6 +181,47 @@ class UTDSession:
     async def _first_state(self) -> None:
         """Read the engine's current state right after connecting (subclasses)."""
 
+    # -- recovery hooks (driven by stream_core.sessions.recovery.Recovery) -----------
+    async def _reread_state(self) -> None:
+        """Read the engine's current state over REST (subclasses): pushes made while the
+        connection was away may never arrive."""
+
+    async def _resync(self) -> frozenset[str]:
+        """Reread the state, then make the media publish exactly what it grants, published
+        afresh (a reconnect may have lost tracks the media still believes in). Returns
+        what is published."""
+        await self._reread_state()
+        async with self._publish_lock:
+            # republish from scratch: after a full reconnect the media may believe a track
+            # is published that the new server never got (the walk found rtc's own
+            # republish failing), and nothing but a fresh publish tells the difference
+            media = self.room.media
+            for source, on in (("microphone", media.microphone_enabled),
+                               ("camera", media.camera_enabled)):
+                if on and self.room.connected.value:
+                    await self._set_source(source, False)
+            self._applied = _NOTHING
+        await self._follow_grants()
+        return self._applied
+
+    async def _recover_from_loss(self) -> bool:
+        """The connection was lost for good: rejoin with a fresh token and resync. True
+        when back; False when this session cannot rejoin (it stays disconnected)."""
+        if self._rejoin is None:
+            return False
+        await self.rejoin()  # a no-op if an earlier attempt got connected
+        try:
+            await self._resync()
+        except UTDStreamException as exc:
+            if exc.status_code != 404:
+                raise
+            # the late leave of the lost connection made the engine let us go after our
+            # mint: connected to LiveKit, unknown to the engine; mint and join again
+            await self.room.disconnect()
+            raise UTDStreamException("the engine let this member go meanwhile; joining again",
+                                     code=ErrorCode.NOT_CONNECTED) from exc
+        return True
+
     async def dispose(self) -> None:
         """Leave and release everything: no task, listener or iterator is left behind."""
         if self._disposed:
@@ -178,6 +231,7 @@ class UTDSession:
             await self.leave()
         finally:
             self._unsubscribe_metadata()
+            self._recovery.close()
             self._close_observables()
             self.room.close()
 

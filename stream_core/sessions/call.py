@@ -19,6 +19,7 @@ from stream_core.observable import Observable
 from stream_core.ports import EnginePort, MediaPort
 from stream_core.rooms.calls import CallLedger, call_publish_sources, noop_for
 from stream_core.sessions.base import UTDSession
+from stream_core.sessions.recovery import FINAL_REASONS
 
 __all__ = ["UTDCallSession"]
 
@@ -150,12 +151,23 @@ class UTDCallSession(UTDSession):
         """The media server closed the call's room under us (the engine ends a call by
         deleting its room): its last state push can be lost with the room, so ask the
         engine for the call's status instead of waiting for a push that may never come."""
-        if not connected and self.room.disconnect_reason and self.call_id.value is not None \
-                and not self._over:
+        if not connected and self.room.disconnect_reason in FINAL_REASONS \
+                and self.call_id.value is not None and not self._over:
             self._spawn(self._refresh_after_close(), "call-room-closed")
 
     async def _refresh_after_close(self) -> None:
         await self.refresh()
+
+    async def _reread_state(self) -> None:
+        await self.refresh()
+
+    async def _recover_from_loss(self) -> bool:
+        """A call whose room is lost for good (not closed by the engine) ends: the engine
+        is told (retried by the recovery until it answers), which closes the room for the
+        other side too, so both sides see the call end. A call does not rejoin."""
+        if self.call_id.value is not None and not self._over:
+            await self.end()
+        return False
 
     def _close_observables(self) -> None:
         self._unsubscribe_connected()

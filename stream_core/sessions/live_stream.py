@@ -82,6 +82,9 @@ class UTDLiveStreamSession(UTDSession):
     async def _first_state(self) -> None:
         await self.refresh_stage()
 
+    async def _reread_state(self) -> None:
+        await self.refresh_stage()
+
     async def _stage_op(self, op: Operation[UTDStage], **args: Any) -> None:
         stage = await self._run(op, **args)
         self._apply_stage(stage)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -121,11 +122,21 @@ def test_malformed_answers_are_502(server):
     assert info.value.code == "bad_response"
 
 
-def test_unreachable_engine_is_unavailable():
+def test_unreachable_engine_fails_fast_as_engine_unavailable_and_retryable():
+    started = time.monotonic()
     with pytest.raises(UTDStreamException) as info:
-        engine("http://127.0.0.1:9", retries=0, connect_timeout=0.5).run(
-            ops.GET_SEATS, "b", room_name="r")
-    assert info.value.code == "unavailable" and info.value.status_code is None
+        engine("http://127.0.0.1:9", connect_timeout=0.5).run(
+            ops.TAKE_SEAT, "b", room_name="r", seat_index=0)
+    assert time.monotonic() - started < 1.0  # default retries: no backoff on a refusal
+    assert info.value.code == "engine_unavailable" and info.value.status_code is None
+    assert info.value.is_engine_unavailable and info.value.is_retryable
+
+
+def test_retryable_means_nothing_was_decided():
+    assert UTDStreamException("busy", status_code=503, code="unavailable").is_retryable
+    assert UTDStreamException.rate_limited(1.0).is_retryable
+    assert not UTDStreamException.illegal("no").is_retryable
+    assert not UTDStreamException("slow", code="timeout").is_retryable
 
 
 def test_token_mints_go_to_the_token_url_and_secrets_stay_out_of_urls_and_logs(server, caplog):

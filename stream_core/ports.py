@@ -212,6 +212,9 @@ class ControlPort(Protocol):
     async def participants(self, room: str) -> list[MediaParticipant]:
         """Everyone connected to ``room`` now (the reconcile pass; never per participant)."""
         ...
+    async def room_metadata(self, room: str) -> str | None:
+        """The state the media server holds for ``room`` (``None``: no such room)."""
+        ...
     async def aclose(self) -> None: ...
 
 

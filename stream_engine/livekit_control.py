@@ -292,6 +292,13 @@ class LiveKitControl:
             response = await self._api.room.list_rooms(api.ListRoomsRequest(names=[room]))
         return any(r.name == room for r in response.rooms)
 
+    async def room_metadata(self, room: str) -> str | None:
+        """The room's metadata as LiveKit holds it now (``None``: no such room)."""
+        async with _livekit_errors(room, call="list_rooms", meter=self._meter):
+            response = await self._api.room.list_rooms(api.ListRoomsRequest(names=[room]))
+        found = [r.metadata for r in response.rooms if r.name == room]
+        return found[0] if found else None
+
     # ------------------------------------------------------------------ participants
 
     async def list_participants(self, room: str) -> list[ParticipantSummary]:

@@ -50,6 +50,9 @@ class FakeControl:
         found = self.sfu.get_participant(room, identity)
         return None if found is None else _participant(found)
 
+    async def room_metadata(self, room: str) -> str | None:
+        return self.sfu.room_metadata(room)
+
     async def participants(self, room: str) -> list[MediaParticipant]:
         return [_participant(p) for p in self.sfu.connections(room)]
 

@@ -186,6 +186,12 @@ class FakeSFU:
                 return None
             return SfuWebhook("participant", room, identity, member.sid, member.permissions)
 
+    def room_metadata(self, room: str) -> str | None:
+        """The room's metadata (``None``: no such room)."""
+        with self._lock:
+            found = self._rooms.get(room)
+            return None if found is None else found.metadata
+
     def connections(self, room: str) -> list[SfuWebhook]:
         """Every connection in ``room`` (sid and permissions), as the server API lists them."""
         with self._lock:

@@ -10,7 +10,9 @@ recently is compared with the media server's own list of its connections:
 * a connection whose grant differs from what the room gives it (a publisher without a
   seat, a seated speaker without a microphone, a joiner never admitted) gets its grant;
 * a seat or stage slot whose holder has been absent from the media room for longer than
-  ``absent_grace`` (its leave never reached the engine) is freed, as its leave would.
+  ``absent_grace`` (its leave never reached the engine) is freed, as its leave would;
+* a room whose pushed state is missing or older than the engine's (a media server that
+  restarted and lost its rooms' metadata) gets the state pushed again.
 
 The corrections go through the outbox like any change. The grace clock is kept in memory
 on purpose: losing it only restarts the wait, it never decides an outcome alone.
@@ -19,6 +21,7 @@ on purpose: losing it only restarts the wait, it never decides an outcome alone.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from typing import Any
@@ -55,6 +58,7 @@ class ReconcileService(WebhookService):
         connected = await self._media("list", self.control.participants(livekit_room))
         if connected is None:
             return 0  # the media server did not answer: nothing is known, nothing changes
+        held = await self._media("read state", self.control.room_metadata(livekit_room))
         by_identity = {p.identity: p for p in connected}
         now = self._clock()
         view = await self._store(self.store.read_room, *found)
@@ -71,7 +75,8 @@ class ReconcileService(WebhookService):
             for identity in gone:
                 effects += room.leave(identity)
             fixes = [fix for p in connected if (fix := _fix(room, livekit_room, p))]
-            return room, (effects, fixes, state_json(room) if gone else None)
+            stale = connected and _version(held) < room.version
+            return room, (effects, fixes, state_json(room) if gone or stale else None)
 
         def outbox(result: tuple[list[Effect], list[MediaEffect], str | None]
                    ) -> list[MediaEffect]:
@@ -80,7 +85,8 @@ class ReconcileService(WebhookService):
 
         effects, fixes, state = await self._store(self.store.mutate_room, found[0], found[1],
                                                   livekit_room, decide, outbox)
-        corrections = len(fixes) + (len(effects) if state is not None else 0)
+        corrections = len(fixes) + (len(effects) if state is not None else 0) + \
+            (state is not None)
         if corrections:
             _log.info("reconcile %s: %d correction(s)", livekit_room, corrections)
             await self.outbox.drain(livekit_room)
@@ -121,6 +127,15 @@ class ReconcileService(WebhookService):
                 del self._absent_since[(r, identity)]
         return {identity for (r, identity), since in self._absent_since.items()
                 if r == room and now - since >= self.absent_grace}
+
+
+def _version(metadata: str | None) -> int:
+    """The version of the state a media room holds (-1: none, or not the engine's)."""
+    try:
+        version = json.loads(metadata or "")["version"]
+    except (ValueError, KeyError, TypeError):
+        return -1
+    return version if isinstance(version, int) else -1
 
 
 def _fix(room: Room, livekit_room: str, p: MediaParticipant) -> MediaEffect | None:

@@ -5,6 +5,7 @@ leave) hold here too, and the rate-limit hook refuses exactly as the server's li
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -149,3 +150,39 @@ async def test_the_late_leave_of_a_replaced_connection_frees_nothing(
         await laptop.disconnect()
 
 
+
+
+async def test_the_reconcile_pass_corrects_drift_on_the_media_server(
+        world: tuple[FakeSFU, FakeEngine]) -> None:
+    """A grant the media server lost and a state it forgot are put back; nothing else."""
+    sfu, engine = world
+    mint(engine, "h", role="host", seat_count=2)
+    grant = mint(engine, "g")
+    media = await connect(sfu, grant.token)
+    try:
+        engine.drain_webhooks()  # admitted
+        engine.run(ops.TAKE_SEAT, grant.user_token, room_name="r", seat_index=0)
+        await until(media, lambda: media.permissions.allows("microphone"))
+        lk = engine.media_room("r")
+        assert engine._on_loop(engine.service.reconcile_room(lk)) == 0  # nothing drifted
+        from stream_core.models import UTDPermissions
+        sfu.update_permissions(lk, "g", UTDPermissions())  # LiveKit loses the grant
+        sfu.set_room_metadata(lk, "")  # and the state (a restarted server)
+        assert engine._on_loop(engine.service.reconcile_room(lk)) == 2
+        await until(media, lambda: media.permissions.allows("microphone"))
+        assert json.loads(sfu.room_metadata(lk) or "{}")["seats"]["seats"][0]["occupant"] == "g"
+    finally:
+        await media.disconnect()
+
+
+async def test_the_reconcile_pass_frees_a_seat_whose_leave_never_came(
+        world: tuple[FakeSFU, FakeEngine]) -> None:
+    sfu, engine = world
+    host = mint(engine, "h", role="host", seat_count=2).user_token
+    grant = mint(engine, "g")
+    engine.run(ops.TAKE_SEAT, grant.user_token, room_name="r", seat_index=1)
+    engine.service.absent_grace = 0.0  # the holder never connected: absent from the start
+    lk = engine.media_room("r")
+    engine._on_loop(engine.service.reconcile_room(lk))  # notes the absence
+    engine._on_loop(engine.service.reconcile_room(lk))  # past the grace: freed
+    assert engine.run(ops.GET_SEATS, host, room_name="r").seat_of("g") is None

@@ -23,14 +23,14 @@ Shipped implementations: ``adapters.fakes`` (in memory), ``adapters.rest`` and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from stream_core.events import ConnectionState, MediaEvent
 from stream_core.frames import FrameStream, UTDAudioFrame, UTDVideoFormat, UTDVideoFrame
 from stream_core.models import (
-    UTDCall, UTDPermissions, UTDRemoteParticipant, UTDSeatGrid, UTDStage,
+    UTDStreamType, UTDCall, UTDPermissions, UTDRemoteParticipant, UTDSeatGrid, UTDStage,
 )
 
 if TYPE_CHECKING:
@@ -83,6 +83,7 @@ class RoomView:
     snapshot: UTDSeatGrid | UTDStage
     present: Mapping[str, str | None] = field(default_factory=dict)
     banned: frozenset[str] = frozenset()
+    size: int | None = None  # how many are present in all, where counted (members+audience)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,11 +136,23 @@ class StorePort(Protocol):
 
     shared: bool
 
-    def read_room(self, app_id: str, name: str) -> RoomView | None: ...
+    def read_room(self, app_id: str, name: str, identity: str | None = None
+                  ) -> RoomView | None:
+        """The room; its ``present`` holds the members and ``identity`` if present."""
+        ...
     def room_by_livekit_name(self, livekit_name: str) -> tuple[str, str] | None: ...
     def mutate_room(self, app_id: str, name: str, livekit_name: str,
                     change: Callable[[Room | None], tuple[Room, T]],
-                    effects: Callable[[T], Sequence[MediaEffect]] = _no_effects) -> T: ...
+                    effects: Callable[[T], Sequence[MediaEffect]] = _no_effects,
+                    involved: Collection[str] = ()) -> T:
+        """``involved``: the audience members the change may act on (actor, target)."""
+        ...
+    # the audience: a plain viewer's join and leave touch that viewer's presence alone
+    def join_audience(self, app_id: str, name: str, identity: str, display: str | None,
+                      decide: Callable[[UTDStreamType, bool], None]) -> bool: ...
+    def leave_audience(self, app_id: str, name: str, identity: str) -> bool | None: ...
+    def audience_size(self, app_id: str, name: str) -> int: ...
+    def clear_audience(self, app_id: str, name: str) -> None: ...
     def insert_call(self, app_id: str, livekit_name: str, call: UTDCall,
                     effects: Sequence[MediaEffect] = ()) -> None: ...
     def read_call(self, app_id: str, call_id: str) -> UTDCall: ...

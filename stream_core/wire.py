@@ -255,6 +255,7 @@ class RoomStateSchema(_Base):
     seats = fields.Nested(SeatGridSchema, load_default=None, allow_none=True)
     stage = fields.Nested(StageSchema, load_default=None, allow_none=True)
     call = fields.Nested(CallSchema, load_default=None, allow_none=True)
+    audience = fields.Integer(load_default=None, allow_none=True)  # how many are present
 
 
 def load(schema: Schema, payload: Any) -> Any:

@@ -123,6 +123,7 @@ def _room(view: RoomView) -> dict[str, Any]:
     else:
         kind, state = "live_stream", dump(_STAGE, snapshot)
         publishing = {m.identity for m in snapshot.members}
-    audience = [who for who in view.present if who not in publishing]
+    present = view.size if view.size is not None else len(view.present)
+    publishers_present = sum(1 for who in publishing if who in view.present)
     return {"app_id": view.app_id, "name": view.name, "kind": kind,
-            "present": len(view.present), "audience": len(audience), "state": state}
+            "present": present, "audience": present - publishers_present, "state": state}

@@ -260,6 +260,7 @@ def create_app(config: EngineConfig, *, store: Store | None = None,
         loops = [loop.create_task(service.run_ring_timer(), name="utd-engine-ring-timer"),
                  loop.create_task(service.outbox.run(), name="utd-engine-outbox"),
                  loop.create_task(service.run_webhooks(), name="utd-engine-webhooks"),
+                 loop.create_task(service.run_audience(), name="utd-engine-audience"),
                  loop.create_task(service.run_reconcile(interval=config.reconcile_interval),
                                   name="utd-engine-reconcile")]
         stop_wakeups = (listen(the_store.url, loop, service.calls_changed)

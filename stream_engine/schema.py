@@ -4,6 +4,8 @@ these; a test compares them).
 * ``rooms``: a room stored whole (snapshot, presence, bans) with a row version, and when
   it last changed (what a reconcile pass looks at);
 * ``calls``: a call stored whole, with the columns its queries filter on;
+* ``presence``: the audience, one row per present participant the room's state does not
+  name (see :mod:`stream_engine.presence`);
 * ``outbox``: media effects not yet confirmed, per media room in ``seq`` (commit) order;
 * ``webhooks``: media events recorded once by id, applied after in arrival order.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 
-__all__ = ["TABLES", "rooms", "calls", "outbox", "webhooks"]
+__all__ = ["TABLES", "rooms", "calls", "presence", "outbox", "webhooks"]
 
 TABLES = MetaData()
 
@@ -39,6 +41,14 @@ calls = Table(
     Column("ring_deadline", Float),
     Column("data", Text, nullable=False),
     Column("row_version", Integer, nullable=False),
+)
+
+presence = Table(
+    "presence", TABLES,
+    Column("app_id", String(128), primary_key=True),
+    Column("room", String(128), primary_key=True),
+    Column("identity", String(600), primary_key=True),
+    Column("name", Text, nullable=True),
 )
 
 outbox = Table(

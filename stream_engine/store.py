@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import create_engine, event, insert, select, update
+from sqlalchemy import and_, create_engine, event, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
@@ -34,11 +34,13 @@ from stream_core.machines.call import UNANSWERED
 from stream_core.models import UTDCall, UTDSeatGrid, UTDStage
 from stream_core.ports import MediaEffect, RoomView, StorePort
 from stream_core.rooms import Room, restore_room
+from stream_core.rooms.hosting import members
 from stream_core.rooms.seats import SeatRoom
 from stream_core.wire import CallSchema, SeatGridSchema, StageSchema, dump
 from stream_engine.migrations import upgrade
+from stream_engine.presence import Audience, load_involved, write_moves
 from stream_engine.queues import Queues, write_effects
-from stream_engine.schema import TABLES, calls, rooms
+from stream_engine.schema import TABLES, calls, presence, rooms
 from stream_engine.wakeups import CHANNEL
 
 __all__ = ["Store", "TABLES"]
@@ -64,7 +66,7 @@ def _no_effects(*_: Any) -> Sequence[MediaEffect]:
     return ()
 
 
-class Store(Queues):
+class Store(Queues, Audience):
     def __init__(self, url: str, *, retries: int = 8,
                  clock: Callable[[], float] = time.time) -> None:
         self.url = url
@@ -96,11 +98,21 @@ class Store(Queues):
         return _db_errors()
 
     # -- rooms ----------------------------------------------------------------------
-    def read_room(self, app_id: str, name: str) -> RoomView | None:
+    def read_room(self, app_id: str, name: str, identity: str | None = None
+                  ) -> RoomView | None:
+        """The room as committed: its members' presence, and ``identity``'s own if it is in
+        the audience (what a read needs to check that its reader is present)."""
         with _db_errors(), self.engine.connect() as conn:
             row = conn.execute(select(rooms).where(rooms.c.app_id == app_id,
                                                    rooms.c.name == name)).first()
-        return None if row is None else _view_of(row)
+            if row is None:
+                return None
+            view = _view_of(row)
+            if identity is not None and identity not in view.present:
+                extra = load_involved(conn, app_id, name, [identity])
+                if extra:
+                    view = replace(view, present={**view.present, **extra})
+        return view
 
     def room_by_livekit_name(self, livekit_name: str) -> tuple[str, str] | None:
         with _db_errors(), self.engine.connect() as conn:
@@ -110,12 +122,16 @@ class Store(Queues):
 
     def mutate_room(self, app_id: str, name: str, livekit_name: str,
                     change: Callable[[Room | None], tuple[Room, T]],
-                    effects: Callable[[T], Sequence[MediaEffect]] = _no_effects) -> T:
+                    effects: Callable[[T], Sequence[MediaEffect]] = _no_effects,
+                    involved: Collection[str] = ()) -> T:
         """Apply ``change`` to the stored room (``None`` if new) and commit, atomically.
 
         ``change`` may raise ``UTDStreamException``: nothing is written. A lost race on the
         row version is retried with fresh state, which is how the loser of a seat race
         ends up with 409 ``seat_taken`` from the core rather than a database error.
+        ``involved``: audience members the change may need (the actor, its target); the
+        room's own members are always there. A change that leaves the room as it was
+        writes nothing but its effects.
         """
         key = (app_id, name)
         last_db_error: OperationalError | None = None
@@ -125,16 +141,29 @@ class Store(Queues):
                     row = conn.execute(select(rooms).where(rooms.c.app_id == app_id,
                                                            rooms.c.name == name)
                                        .with_for_update()).first()
-                    room, result = change(None if row is None else self._checkout(row))
+                    loaded = None if row is None else self._checkout(row)
+                    before: dict[str, str | None] = {}
+                    if loaded is not None:
+                        extra = [i for i in involved if i not in loaded.presence.present]
+                        loaded.presence.present.update(load_involved(conn, app_id, name,
+                                                                     extra))
+                        before = dict(loaded.presence.present)
+                    room, result = change(loaded)
+                    kept = write_moves(conn, app_id, name, before, room.presence.present,
+                                       members(room.snapshot()))
+                    room.presence.present = kept  # the audience lives in its own rows
                     values = _room_values(room)
-                    values["updated_at"] = self._clock()
                     write_effects(conn, effects(result))
-                    if row is None:
+                    if row is not None and all(values[k] == getattr(row, k) for k in values):
+                        version = row.row_version  # nothing of the room changed
+                    elif row is None:
+                        values["updated_at"] = self._clock()
                         conn.execute(insert(rooms).values(app_id=app_id, name=name,
                                                           livekit_name=livekit_name,
                                                           row_version=1, **values))
                         version = 1
                     else:
+                        values["updated_at"] = self._clock()
                         done = conn.execute(update(rooms).where(
                             rooms.c.app_id == app_id, rooms.c.name == name,
                             rooms.c.row_version == row.row_version,
@@ -251,10 +280,13 @@ class Store(Queues):
 
     # -- what an operator looks at ----------------------------------------------------
     def live_rooms(self, limit: int) -> list[RoomView]:
-        """Rooms with someone present, by app and name (at most ``limit``)."""
+        """Rooms with someone present (members or audience), by app and name."""
+        audience = select(presence.c.app_id, presence.c.room).distinct().subquery()
         with _db_errors(), self.engine.connect() as conn:
-            rows = conn.execute(select(rooms).where(rooms.c.present != _NOBODY)
-                                .order_by(rooms.c.app_id, rooms.c.name).limit(limit)).all()
+            rows = conn.execute(select(rooms).outerjoin(audience, and_(
+                audience.c.app_id == rooms.c.app_id, audience.c.room == rooms.c.name))
+                .where(or_(rooms.c.present != _NOBODY, audience.c.room.is_not(None)))
+                .order_by(rooms.c.app_id, rooms.c.name).limit(limit)).all()
         return [_view_of(row) for row in rows]
 
     def live_calls(self, limit: int) -> list[tuple[str, UTDCall]]:

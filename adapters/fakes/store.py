@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
@@ -19,7 +19,9 @@ from stream_core.errors import UTDStreamException
 from stream_core.machines.call import UNANSWERED
 from stream_core.models import UTDCall, UTDCallStatus
 from stream_core.ports import MediaEffect, RoomView, StorePort, WebhookEvent
+from stream_core.models import UTDStreamType
 from stream_core.rooms import Room, restore_room
+from stream_core.rooms.hosting import members, snapshot_type
 
 __all__ = ["MemoryStore"]
 
@@ -65,7 +67,8 @@ class MemoryStore:
         self._call_names: dict[str, tuple[str, str]] = {}
 
     # -- rooms ----------------------------------------------------------------------
-    def read_room(self, app_id: str, name: str) -> RoomView | None:
+    def read_room(self, app_id: str, name: str, identity: str | None = None
+                  ) -> RoomView | None:
         with self._lock:
             row = self._rooms.get((app_id, name))
             return None if row is None else row.view
@@ -76,7 +79,8 @@ class MemoryStore:
 
     def mutate_room(self, app_id: str, name: str, livekit_name: str,
                     change: Callable[[Room | None], tuple[Room, T]],
-                    effects: Callable[[T], Sequence[MediaEffect]] = _no_effects) -> T:
+                    effects: Callable[[T], Sequence[MediaEffect]] = _no_effects,
+                    involved: Collection[str] = ()) -> T:
         with self._lock:
             row = self._rooms.get((app_id, name))
             try:
@@ -93,6 +97,43 @@ class MemoryStore:
             self._queue(effects(result))
             self._updated[livekit_name] = self._clock()
             return result
+
+    # -- the audience (kept in the room here: a fake need not scale) -------------------
+    def join_audience(self, app_id: str, name: str, identity: str, display: str | None,
+                      decide: Callable[[UTDStreamType, bool], None]) -> bool:
+        with self._lock:
+            row = self._rooms.get((app_id, name))
+            if row is None or identity in members(row.view.snapshot):
+                return False
+            decide(snapshot_type(row.view.snapshot), identity in row.view.banned)
+            row.room.presence.present[identity] = display
+            row.view = replace(row.view, present={**row.view.present, identity: display})
+            return True
+
+    def leave_audience(self, app_id: str, name: str, identity: str) -> bool | None:
+        with self._lock:
+            row = self._rooms.get((app_id, name))
+            if row is None or identity not in row.room.presence.present:
+                return None
+            if identity in members(row.view.snapshot):
+                return False
+            del row.room.presence.present[identity]
+            row.view = replace(row.view, present=dict(row.room.presence.present))
+            return True
+
+    def audience_size(self, app_id: str, name: str) -> int:
+        with self._lock:
+            row = self._rooms.get((app_id, name))
+            return 0 if row is None else len(row.room.presence.present)
+
+    def clear_audience(self, app_id: str, name: str) -> None:
+        with self._lock:
+            row = self._rooms.get((app_id, name))
+            if row is not None:
+                named = members(row.view.snapshot)
+                for identity in [i for i in row.room.presence.present if i not in named]:
+                    del row.room.presence.present[identity]
+                row.view = replace(row.view, present=dict(row.room.presence.present))
 
     # -- calls ----------------------------------------------------------------------
     def insert_call(self, app_id: str, livekit_name: str, call: UTDCall,

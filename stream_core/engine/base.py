@@ -54,11 +54,12 @@ class Caller:
         return f"<Caller {self.app_id}/{self.identity}>"
 
 
-def state_json(room: Room) -> str:
+def state_json(room: Room, audience: int | None = None) -> str:
     """The room's state document, made inside the transaction that commits it: a change
     whose document would not fit one push is refused there (409), before anything is
     written. UTF-8, not ASCII escapes: the limit LiveKit enforces is in bytes."""
-    return check_state_size(json.dumps(dump(_STATE, room_state(room)), ensure_ascii=False))
+    return check_state_size(json.dumps(dump(_STATE, room_state(room, audience)),
+                                       ensure_ascii=False))
 
 
 def call_state_json(call: UTDCall, version: int) -> str:
@@ -81,6 +82,12 @@ class ServiceBase:
              "read": settings.read_limit})
         self._locks = KeyedLocks()
         self.outbox = Outbox(store, control, clock, leases=store.shared)
+        self._audience_dirty: dict[str, tuple[str, str]] = {}  # media room -> (app, room)
+
+    def audience_changed(self, app_id: str, room_name: str, lk_name: str) -> None:
+        """A viewer came or went: the room's count is pushed at the next refresh (the
+        dirty set is a wake-up, not a truth: lost in a crash, the next change pushes)."""
+        self._audience_dirty[lk_name] = (app_id, room_name)
 
     # -- who is calling -------------------------------------------------------------
     def caller(self, bearer: str | None) -> Caller:

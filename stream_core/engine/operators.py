@@ -11,6 +11,7 @@ departure rule: seats and stage slots are freed) followed by the media room's cl
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from stream_core.effects import Effect, RoomClosed
@@ -41,7 +42,9 @@ class OperatorService(RoomService, CallService):
                             ) -> tuple[list[RoomView], list[tuple[str, UTDCall]]]:
         """Rooms with someone in them and calls ringing or active (each at most ``limit``)."""
         await self.expire_due()
-        rooms = await self._store(self.store.live_rooms, limit)
+        rooms = [replace(view, size=await self._store(self.store.audience_size, view.app_id,
+                                                      view.name))
+                 for view in await self._store(self.store.live_rooms, limit)]
         calls = await self._store(self.store.live_calls, limit)
         return rooms, calls
 
@@ -71,6 +74,7 @@ class OperatorService(RoomService, CallService):
         _log.info("operator %s: close %s/%s", operator, app_id, room_name)
         await self._store(self.store.mutate_room, app_id, room_name, lk_name, change,
                           lambda r: effects_of(lk_name, r[0], r[1], push_first=True))
+        await self._store(self.store.clear_audience, app_id, room_name)  # the viewers too
         await self.outbox.drain(lk_name)
 
     async def end_call_as_operator(self, operator: str, app_id: str, call_id: str) -> UTDCall:

@@ -8,20 +8,21 @@ effects of the change, and the answer is the room's new snapshot (or what the ro
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from stream_core.effects import Effect
 from stream_core.engine.base import Caller, ServiceBase, state_json
 from stream_core.engine.identity import check_signature
 from stream_core.engine.settings import AppConfig
-from stream_core.errors import UTDStreamException
+from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.models import UTDSeatMode, UTDStreamType, UTDTokenResponse
 from stream_core.operations import Operation
 from stream_core.engine.outbox import create_effect, effects_of
 from stream_core.ports import MediaEffect, RoomView
 from stream_core.names import check_identity, check_room_name, livekit_room_name
 from stream_core.rooms import Room, admit, new_room, room_type
-from stream_core.rooms.hosting import room_class, snapshot_type
+from stream_core.rooms.hosting import join_audience, room_class, snapshot_type
 from stream_core.rooms.presence import require_present
 
 __all__ = ["RoomService"]
@@ -29,6 +30,33 @@ __all__ = ["RoomService"]
 
 class RoomService(ServiceBase):
     """Joining rooms and changing them."""
+
+    async def run_audience(self, *, interval: float = 2.0) -> None:
+        """Push each changed room's audience count, at most once per ``interval``: however
+        many join at once, the room's participants get one update."""
+        while True:
+            await asyncio.sleep(interval)  # the refresh period, not a synchronization
+            dirty, self._audience_dirty = self._audience_dirty, {}
+            for lk_name, (app_id, room_name) in dirty.items():
+                try:
+                    await self.push_audience(app_id, room_name, lk_name)
+                except UTDStreamException as exc:
+                    if exc.code != ErrorCode.UNAVAILABLE:
+                        raise
+                    self._audience_dirty.setdefault(lk_name, (app_id, room_name))
+
+    async def push_audience(self, app_id: str, room_name: str, lk_name: str) -> None:
+        """Push the room's state with its audience count now (in order with its changes)."""
+        count = await self._store(self.store.audience_size, app_id, room_name)
+
+        def change(room: Room | None) -> tuple[Room, str]:
+            if room is None:
+                raise UTDStreamException.not_found(f"no room {room_name!r}")
+            return room, state_json(room, count)
+
+        await self._store(self.store.mutate_room, app_id, room_name, lk_name, change,
+                          lambda state: [MediaEffect(lk_name, "push", data=state)])
+        await self.outbox.drain(lk_name)
 
     async def authenticate(self, *, app_id: str, app_key: str, identity: str,
                            name: str | None = None, device_id: str | None = None,
@@ -51,6 +79,16 @@ class RoomService(ServiceBase):
                 "bearer only)", field="room_name" if room_name is None else "stream_type")
         lk_name = livekit_room_name(app.app_id, room_name)
         kind = stream_type
+        if role != "host" and seat_count is None and seat_mode is None:
+            # a plain viewer or listener: its own presence row, the room untouched
+            def decide(room_kind: UTDStreamType, banned: bool) -> None:
+                join_audience(room_kind, kind, banned)
+
+            if await self._store(self.store.join_audience, app.app_id, room_name, identity,
+                                 name, decide):
+                self.audience_changed(app.app_id, room_name, lk_name)
+                return await self._grant(app.app_id, identity, room_name, lk_name, name,
+                                         frozenset())
 
         def change(room: Room | None) -> tuple[Room, tuple[list[Effect], frozenset[str], str,
                                                           bool, bool]]:
@@ -71,15 +109,19 @@ class RoomService(ServiceBase):
                                        else None)
 
         _, sources, _, _, _ = await self._store(self.store.mutate_room, app.app_id, room_name,
-                                                lk_name, change, outbox)
+                                                lk_name, change, outbox, [identity])
         await self.outbox.drain(lk_name)
+        return await self._grant(app.app_id, identity, room_name, lk_name, name, sources)
+
+    async def _grant(self, app_id: str, identity: str, room_name: str, lk_name: str,
+                     name: str | None, sources: frozenset[str]) -> UTDTokenResponse:
         # hidden until the engine admits the connection (participant_joined): a banned
         # identity with an old token is removed before anyone sees it arrive
         token = await self.control.mint_token(identity=identity, room=lk_name, name=name,
                                               sources=sources, ttl=self.settings.token_ttl,
                                               hidden=True)
         return UTDTokenResponse(token=token, url=self.control.client_url, room_name=room_name,
-                                user_token=self.bearers.issue(app.app_id, identity),
+                                user_token=self.bearers.issue(app_id, identity),
                                 ws_url=self.control.client_url)
 
     def _vouched(self, app_id: str, app_key: str, identity: str,
@@ -98,7 +140,8 @@ class RoomService(ServiceBase):
         lk_name = livekit_room_name(who.app_id, room_name)  # checks the name (422)
         if op.reads:
             self._limit("read", who.app_id, who.identity)
-            view = await self._store(self.store.read_room, who.app_id, room_name)
+            view = await self._store(self.store.read_room, who.app_id, room_name,
+                                     who.identity)
             snapshot = self._readable(op, room_name, view, who.identity)
             return snapshot if op.answer is None else op.answer(snapshot, who.identity)
         self._limit("mutate", who.app_id, who.identity)
@@ -126,8 +169,9 @@ class RoomService(ServiceBase):
             return room, (effects, answer, state_json(room))
 
         lk_name = livekit_room_name(app_id, room_name)
+        involved = [i for i in (actor, args.get("identity")) if isinstance(i, str)]
         answer = await self._store(self.store.mutate_room, app_id, room_name, lk_name, change,
-                                   lambda r: effects_of(lk_name, r[0], r[2]))
+                                   lambda r: effects_of(lk_name, r[0], r[2]), involved)
         await self.outbox.drain(lk_name)
         return answer[1]
 

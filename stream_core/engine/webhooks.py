@@ -104,6 +104,11 @@ class WebhookService(CallService):
         if found is None:
             return
         app_id, room_name = found
+        left = await self._store(self.store.leave_audience, app_id, room_name, identity)
+        if left is not False:  # a viewer's leave (or nobody's): its own row, nothing pushed
+            if left:
+                self.audience_changed(app_id, room_name, livekit_room)
+            return
 
         def change(room: Room | None) -> tuple[Room, tuple[list[Effect], str]]:
             assert room is not None  # found by its media-server name: it exists
@@ -111,7 +116,7 @@ class WebhookService(CallService):
             return room, (effects, state_json(room))
 
         await self._store(self.store.mutate_room, app_id, room_name, livekit_room, change,
-                          lambda r: effects_of(livekit_room, r[0], r[1]))
+                          lambda r: effects_of(livekit_room, r[0], r[1]), [identity])
         await self.outbox.drain(livekit_room)
 
     async def participant_joined(self, livekit_room: str, identity: str, *,
@@ -138,7 +143,7 @@ class WebhookService(CallService):
             return room, [grant_effect(livekit_room, identity, wanted)]
 
         await self._store(self.store.mutate_room, found[0], found[1], livekit_room, decide,
-                          lambda effects: effects)
+                          lambda effects: effects, [identity])
         await self.outbox.drain(livekit_room)
 
     async def room_finished(self, livekit_room: str) -> None:

@@ -18,7 +18,7 @@ from stream_core.rooms.seats import SeatRoom, check_seat_count, parse_seat_mode
 from stream_core.rooms.stage import LiveStage
 
 __all__ = ["Room", "new_room", "room_type", "snapshot_type", "room_class",
-           "snapshot_publish_sources", "publishers", "restore_room", "admit", "grant_for",
+           "snapshot_publish_sources", "publishers", "members", "join_audience", "restore_room", "admit", "grant_for",
            "room_state", "call_state"]
 
 Room = SeatRoom | LiveStage
@@ -104,11 +104,35 @@ def grant_for(sources: frozenset[str], *, hidden: bool = False) -> UTDPermission
                           hidden=hidden)
 
 
-def room_state(room: Room) -> dict[str, Any]:
-    """The ``RoomStateSchema`` document an engine pushes into a room's media metadata."""
+def room_state(room: Room, audience: int | None = None) -> dict[str, Any]:
+    """The ``RoomStateSchema`` document an engine pushes into a room's media metadata: the
+    room's whole state, and how many are present (a count: audiences are never listed)."""
     snapshot = room.snapshot()
     kind = "seats" if isinstance(room, SeatRoom) else "stage"
-    return {"kind": kind, "version": snapshot.version, kind: snapshot}
+    return {"kind": kind, "version": snapshot.version, kind: snapshot, "audience": audience}
+
+
+def members(snapshot: UTDSeatGrid | UTDStage) -> set[str]:
+    """Who the room's state names (host, seats, requests, invitations; stage and hands):
+    the participants whose presence the room keeps itself. Everyone else present is the
+    audience, kept one row each beside the room, so a viewer's join or leave never touches
+    the room's state."""
+    if isinstance(snapshot, UTDSeatGrid):
+        named = {s.occupant for s in snapshot.seats if s.occupant}
+        named |= {r.identity for r in snapshot.requests} | set(snapshot.invites)
+    else:
+        named = {m.identity for m in snapshot.members} | set(snapshot.hands)
+    return named | ({snapshot.host} if snapshot.host else set())
+
+
+def join_audience(kind: UTDStreamType, stream_type: UTDStreamType, banned: bool) -> None:
+    """A plain viewer's or listener's join (no host, no set-up): the room must be of the
+    product asked for and the identity not banned; nothing else about the room changes."""
+    if kind is not stream_type:
+        raise UTDStreamException.conflict(f"this room is a {kind.value}, not a "
+                                          f"{stream_type.value}")
+    if banned:
+        raise UTDStreamException.banned()
 
 
 def call_state(call: UTDCall, version: int) -> dict[str, Any]:

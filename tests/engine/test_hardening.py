@@ -341,6 +341,8 @@ async def test_a_refused_push_is_kept_and_retried_until_it_lands(tmp_path: Any,
         answer = await engine.post("/rooms/r/seats/take", {"seat_index": 0}, host)
         assert answer.status == 200
         await asyncio.wait_for(control.landed.wait(), 10)
+        # the applier that pushed settles its queue under the room's lock: wait our turn
+        await client.server.app[SERVICE].outbox.drain(livekit_room_name(APP, "r"))
         assert control.refusals == 0
         assert json.loads(control.pushed[-1])["seats"]["seats"][0]["occupant"] == "host"
         assert "kept for a retry" in caplog.text

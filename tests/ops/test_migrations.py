@@ -128,7 +128,7 @@ def test_the_head_schema_is_the_stores(tmp_path: Path) -> None:
         tables = set(inspect(conn).get_table_names())
     engine.dispose()
     assert diff == []
-    assert tables == {"rooms", "calls", "outbox", "webhooks", "alembic_version"}
+    assert tables == {"rooms", "calls", "presence", "outbox", "webhooks", "alembic_version"}
 
 
 def test_utd_stream_engine_migrate(tmp_path: Path) -> None:

@@ -52,17 +52,17 @@ class RoomService(ServiceBase):
         kind = stream_type
 
         def change(room: Room | None) -> tuple[Room, tuple[list[Effect], frozenset[str], str,
-                                                          bool, bool]]:
+                                                          bool, bool, int]]:
             fresh = room is None
             room = room or new_room(kind, room_name)
             before = room.version
             effects = admit(room, identity, stream_type=kind, as_host=role == "host",
                             name=name, seat_count=seat_count, seat_mode=seat_mode)
             return room, (effects, room.publish_sources(identity), state_json(room), fresh,
-                          room.version != before)
+                          room.version != before, room.version)
 
         async with self._locks.hold((app.app_id, room_name)):
-            effects, sources, state, fresh, changed = await self._store(
+            effects, sources, state, fresh, changed, version = await self._store(
                 self.store.mutate_room, app.app_id, room_name, lk_name, change)
             # A plain listener's join changes no state: nothing to tell the media server.
             if fresh:
@@ -78,7 +78,7 @@ class RoomService(ServiceBase):
                                               hidden=True)
         return UTDTokenResponse(token=token, url=self.control.client_url, room_name=room_name,
                                 user_token=self.bearers.issue(app.app_id, identity),
-                                ws_url=self.control.client_url)
+                                ws_url=self.control.client_url, state_version=version)
 
     def _vouched(self, app_id: str, app_key: str, identity: str,
                  signature: str | None) -> AppConfig:

@@ -16,13 +16,20 @@ TOOLS := .tools/bin
 LIVEKIT_BIN := $(TOOLS)/livekit-server
 export LIVEKIT_SERVER_BIN := $(abspath $(LIVEKIT_BIN))
 
+# Toxiproxy adds latency per TCP connection for the simulated-WAN benchmark (bench/wan.py);
+# pinned, built with Go and cached like livekit-server.
+TOXIPROXY_VERSION := v2.5.0
+TOXIPROXY_CACHE := $(HOME)/.cache/utd-stream/toxiproxy-$(TOXIPROXY_VERSION)
+TOXIPROXY_BIN := $(TOOLS)/toxiproxy-server
+export TOXIPROXY_SERVER_BIN := $(abspath $(TOXIPROXY_BIN))
+
 # What the real-browser and PostgreSQL tests need from the system (Debian packages), and
 # LiveKit's JavaScript client for the cross-origin browser test (npm, project-local).
 SYSTEM_TOOLS := chromium:chromium chromedriver:chromium-driver pg_ctl:postgresql
 LIVEKIT_JS_VERSION := 2.23.0
 LIVEKIT_JS := .tools/js/node_modules/livekit-client/dist/livekit-client.umd.js
 
-.PHONY: install tools system js test test-fast demo up diagrams bench typecheck clean
+.PHONY: install tools toxiproxy system js test test-fast demo up diagrams bench typecheck clean
 
 $(STAMP): pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +54,22 @@ $(LIVEKIT_BIN):
 	fi
 	cp "$(LIVEKIT_CACHE)/livekit-server" $(LIVEKIT_BIN)
 	$(LIVEKIT_BIN) --version
+
+toxiproxy: $(TOXIPROXY_BIN)
+
+$(TOXIPROXY_BIN):
+	mkdir -p $(TOOLS)
+	if [ ! -x "$(TOXIPROXY_CACHE)/toxiproxy-server" ]; then \
+	  command -v go >/dev/null || { echo "ERROR: Go is required to build toxiproxy-server" >&2; exit 1; }; \
+	  echo "building toxiproxy-server $(TOXIPROXY_VERSION) (first time only, cached in $(TOXIPROXY_CACHE))"; \
+	  mkdir -p "$(TOXIPROXY_CACHE)/gobin"; \
+	  GOBIN="$(TOXIPROXY_CACHE)/gobin" GOFLAGS=-mod=mod go install \
+	    github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION) \
+	    || { echo "ERROR: go install of toxiproxy $(TOXIPROXY_VERSION) failed" >&2; exit 1; }; \
+	  mv "$(TOXIPROXY_CACHE)/gobin/server" "$(TOXIPROXY_CACHE)/toxiproxy-server"; \
+	fi
+	cp "$(TOXIPROXY_CACHE)/toxiproxy-server" $(TOXIPROXY_BIN)
+	$(TOXIPROXY_BIN) -version
 
 # Installs chromium, chromium-driver and postgresql when missing (one apt-get update);
 # fails loudly when it cannot (not root, no sudo, no apt-get).
@@ -92,7 +115,7 @@ up: $(STAMP) tools
 diagrams: $(STAMP)
 	$(PY) -m stream_core.diagrams diagrams --markdown docs/diagrams.md
 
-bench: $(STAMP) tools
+bench: $(STAMP) tools toxiproxy
 	$(PY) -m bench
 
 clean:

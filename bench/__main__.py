@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from bench import engine, machines, sessions
+from bench import engine, machines, sessions, wan
 
 __all__ = ["MODULES", "format_table", "main"]
 
-MODULES: tuple[ModuleType, ...] = (machines, engine, sessions)
+MODULES: tuple[ModuleType, ...] = (machines, engine, sessions, wan)
 
 
 def _cell(value: Any) -> str:

@@ -6,7 +6,9 @@ Rules of this file:
   raw first: ABBA...), so that slow drift and the leftovers of one trial (webhooks, a room
   closing) fall on both sides alike.
 * The first ``warmup`` pairs are run and discarded (imports, FFI start-up, pools, JIT-less
-  caches warming).
+  caches warming). Every trial is followed by a short pause (``settle``, untimed), so that
+  the work a trial leaves behind (webhooks, a leave, a room closing) is mostly done before
+  the next one starts.
 * A ratio is computed per pair (SDK / raw of the same pair), and reported as the median of
   those ratios with its interquartile range; times likewise, in milliseconds.
 
@@ -16,6 +18,7 @@ milliseconds of the part it measures; it is never given a clock to share.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -68,19 +71,25 @@ class Paired:
 
 
 async def run_pairs(measure: str, sdk: Trial, raw: Trial, *, pairs: int,
-                    warmup: int = 2) -> Paired:
-    """Run ``warmup + pairs`` pairs of ``sdk`` and ``raw`` (order alternating); keep the
-    last ``pairs``."""
+                    warmup: int = 2, settle: float = 0.05) -> Paired:
+    """Run ``warmup + pairs`` pairs of ``sdk`` and ``raw`` (order alternating, ``settle``
+    seconds after each trial); keep the last ``pairs``."""
     if pairs < 1 or warmup < 0:
         raise ValueError("pairs must be >= 1 and warmup >= 0")
+
+    async def timed(trial: Trial) -> float:
+        took = await trial()
+        await asyncio.sleep(settle)
+        return took
+
     kept = Paired(measure)
     for i in range(warmup + pairs):
         if i % 2 == 0:
-            s = await sdk()
-            r = await raw()
+            s = await timed(sdk)
+            r = await timed(raw)
         else:
-            r = await raw()
-            s = await sdk()
+            r = await timed(raw)
+            s = await timed(sdk)
         if i >= warmup:
             kept.sdk.append(s)
             kept.raw.append(r)

@@ -70,7 +70,7 @@ async def _measure(stack: LocalStack, ends: Endpoints, plan: Plan
 def run(plan: Plan | None = None) -> dict[str, list[dict[str, Any]]]:
     if toxiproxy_binary() is None:
         return {"": [{"skipped": "no toxiproxy-server: `make toxiproxy` builds it"}]}
-    plan = plan or Plan(join=11, call=9, warmup=2)
+    plan = plan or Plan(join=15, call=11, warmup=2)
     livekit_proxy = free_port()
     stack = LocalStack(apps=[AppConfig("bench-w", "bench-w-key")], token_rate="0/1",
                        read_rate="0/1", mutate_rate="0/1",

@@ -52,7 +52,7 @@ async def test_pairs_interleave_alternate_and_drop_the_warmup() -> None:
         order.append("raw")
         return float(next(clock))
 
-    paired = await run_pairs("x", sdk, raw, pairs=3, warmup=1)
+    paired = await run_pairs("x", sdk, raw, pairs=3, warmup=1, settle=0)
     assert order == ["sdk", "raw", "raw", "sdk", "sdk", "raw", "raw", "sdk"]
     assert paired.sdk == [8.0, 10.0, 16.0] and paired.raw == [3.0, 6.0, 7.0]
     assert paired.ratios == [8 / 3, 10 / 6, 16 / 7]  # per pair, not of the medians

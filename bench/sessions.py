@@ -74,10 +74,10 @@ class Endpoints:
 class Plan:
     """Pairs kept per comparison (after ``warmup`` discarded ones) and memory cycles."""
 
-    join: int = 41
+    join: int = 81
     visible: int = 9  # a raw joiner takes ~3 s to be shown to others (LiveKit v1.13.5)
-    grant: int = 15
-    call: int = 25
+    grant: int = 25
+    call: int = 41
     warmup: int = 3
     cycles: int = 200
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -34,15 +36,38 @@ TITLE = (f"SDK vs raw LiveKit over a simulated WAN (+{LATENCY_MS} ms per round t
          "engine and to LiveKit signalling; Toxiproxy on loopback)")
 
 
-def _round_trip_ms(url: str, tries: int = 7) -> float:
+def _round_trip_ms(url: str, body: Callable[[], dict[str, Any]] | None = None,
+                   tries: int = 9) -> float:
+    """Median time of a GET of ``url``, or of a POST of ``body()`` (pooled connection)."""
     with requests.Session() as http:
         http.get(url, timeout=5)  # the connection, pooled
         times = []
         for _ in range(tries):
+            payload = body() if body is not None else None
             t0 = time.perf_counter()
-            http.get(url, timeout=5)
+            answer = http.post(url, json=payload, timeout=5) if payload is not None \
+                else http.get(url, timeout=5)
             times.append((time.perf_counter() - t0) * 1000)
+            answer.raise_for_status()
     return quartiles(times)[1]
+
+
+def _calibration(stack: LocalStack, ends: Endpoints) -> list[dict[str, Any]]:
+    """One round trip, and one mint into a new room (the join's only engine request)."""
+    app = stack.app
+
+    def mint() -> dict[str, Any]:
+        return {"app_id": app.app_id, "app_key": app.app_key, "identity": "calibrator",
+                "room_name": f"c-{uuid.uuid4().hex[:8]}", "stream_type": "audio_room"}
+
+    rows = []
+    for what, path, body in (("GET /healthz", "/healthz", None),
+                             ("POST /api/v1/token (new room)", "/api/v1/token", mint)):
+        rows.append({"calibration": what,
+                     "direct ms": round(_round_trip_ms(f"{stack.base_url}{path}", body), 1),
+                     "through the proxy ms": round(_round_trip_ms(f"{ends.engine}{path}",
+                                                                  body), 1)})
+    return rows
 
 
 def _row(paired: Paired) -> dict[str, Any]:
@@ -70,7 +95,7 @@ async def _measure(stack: LocalStack, ends: Endpoints, plan: Plan
 def run(plan: Plan | None = None) -> dict[str, list[dict[str, Any]]]:
     if toxiproxy_binary() is None:
         return {"": [{"skipped": "no toxiproxy-server: `make toxiproxy` builds it"}]}
-    plan = plan or Plan(join=15, call=11, warmup=2)
+    plan = plan or Plan(join=21, call=11, warmup=2)
     livekit_proxy = free_port()
     stack = LocalStack(apps=[AppConfig("bench-w", "bench-w-key")], token_rate="0/1",
                        read_rate="0/1", mutate_rate="0/1",
@@ -82,9 +107,6 @@ def run(plan: Plan | None = None) -> dict[str, list[dict[str, Any]]]:
             toxi.latency(name, LATENCY_MS)
         ends = Endpoints(f"http://127.0.0.1:{engine_port}", f"ws://127.0.0.1:{livekit_proxy}",
                          f"{stack.base_url}/metrics")
-        calibration = [{"calibration": "GET /healthz, direct",
-                        "median ms": round(_round_trip_ms(f"{stack.base_url}/healthz"), 1)},
-                       {"calibration": "GET /healthz, through the engine's proxy",
-                        "median ms": round(_round_trip_ms(f"{ends.engine}/healthz"), 1)}]
+        calibration = _calibration(stack, ends)
         tables = asyncio.run(_measure(stack, ends, plan))
     return {"calibration": calibration, **tables}

@@ -16,8 +16,9 @@ TOOLS := .tools/bin
 LIVEKIT_BIN := $(TOOLS)/livekit-server
 export LIVEKIT_SERVER_BIN := $(abspath $(LIVEKIT_BIN))
 
-# Pinned fault proxy for the cluster tests (cut the engine's path to LiveKit's API), built
-# and cached the same way.
+# Pinned fault proxy: the cluster tests cut the engine's path to LiveKit's API with it, the
+# simulated-WAN benchmark (bench/wan.py) adds latency per connection; built and cached like
+# livekit-server.
 TOXIPROXY_VERSION := v2.5.0
 TOXIPROXY_CACHE := $(HOME)/.cache/utd-stream/toxiproxy-server-$(TOXIPROXY_VERSION)
 TOXIPROXY_BIN := $(TOOLS)/toxiproxy-server
@@ -31,7 +32,7 @@ SYSTEM_TOOLS := chromium:chromium chromedriver:chromium-driver pg_ctl:postgresql
 LIVEKIT_JS_VERSION := 2.23.0
 LIVEKIT_JS := .tools/js/node_modules/livekit-client/dist/livekit-client.umd.js
 
-.PHONY: install tools system js test test-fast soak demo up diagrams bench typecheck clean
+.PHONY: install tools toxiproxy system js test test-fast soak demo up diagrams bench typecheck clean
 
 $(STAMP): pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +57,8 @@ $(LIVEKIT_BIN):
 	fi
 	cp "$(LIVEKIT_CACHE)/livekit-server" $(LIVEKIT_BIN)
 	$(LIVEKIT_BIN) --version
+
+toxiproxy: $(TOXIPROXY_BIN)
 
 $(TOXIPROXY_BIN):
 	mkdir -p $(TOOLS)
@@ -121,7 +124,7 @@ up: $(STAMP) tools
 diagrams: $(STAMP)
 	$(PY) -m stream_core.diagrams diagrams --markdown docs/diagrams.md
 
-bench: $(STAMP) tools
+bench: $(STAMP) tools toxiproxy
 	$(PY) -m bench
 
 clean:

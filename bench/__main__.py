@@ -1,8 +1,8 @@
 """``python -m bench``: run every benchmark module and print its rows as a plain table.
 
 A benchmark module has a ``TITLE`` and a ``run()`` returning rows (dicts with the same
-keys in the same order); add one by listing it in :data:`MODULES`. Optional arguments
-name the modules to run (``python -m bench machines``).
+keys in the same order), or several tables of rows by heading; add one by listing it in
+:data:`MODULES`. Optional arguments name the modules to run (``python -m bench machines``).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from bench import engine, machines, scale, sessions
+from bench import engine, machines, scale, sessions, wan
 
 __all__ = ["MODULES", "format_table", "main"]
 
-MODULES: tuple[ModuleType, ...] = (machines, engine, sessions, scale)
+MODULES: tuple[ModuleType, ...] = (machines, engine, sessions, wan, scale)
 
 
 def _cell(value: Any) -> str:
@@ -57,10 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for module in (names[w] for w in wanted) if wanted else MODULES:
         start = time.perf_counter()
-        rows = module.run()
+        result = module.run()
         print(f"== {module.TITLE} ({time.perf_counter() - start:.1f} s)")
-        print(format_table(rows))
-        print()
+        tables = result if isinstance(result, dict) else {"": result}
+        for heading, rows in tables.items():
+            if heading:
+                print(f"-- {heading}")
+            print(format_table(rows))
+            print()
     return 0
 
 

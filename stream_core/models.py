@@ -100,6 +100,9 @@ class UTDParticipantRole(enum.Enum):
 class UTDTokenResponse:
     """Result of a room token mint: LiveKit ``token`` + ``url`` and the engine bearer.
 
+    ``state_version`` is the room's state version the mint committed (``None`` from an
+    engine that does not say): a joiner takes its first state from the room metadata it
+    receives at connect when that is at least this new, and asks the engine otherwise.
     ``repr`` hides both tokens: they are secrets of this participant and must not reach logs.
     """
 
@@ -108,6 +111,7 @@ class UTDTokenResponse:
     room_name: str
     user_token: str = field(repr=False)
     ws_url: str | None = None
+    state_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,7 @@ class TokenResponseSchema(_Base):
     room_name = fields.String(required=True)
     user_token = fields.String(required=True)
     ws_url = fields.String(load_default=None, allow_none=True)
+    state_version = fields.Integer(load_default=None, allow_none=True)
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> UTDTokenResponse:

@@ -74,22 +74,23 @@ class Audience:
         raise NotImplementedError
 
     def join_audience(self, app_id: str, name: str, identity: str, display: str | None,
-                      decide: Callable[[UTDStreamType, bool], None]) -> bool:
-        """Add ``identity`` to the room's audience if ``decide(kind, banned)`` lets it;
-        False if the room must change instead (it does not exist yet, or ``identity`` is
-        one of its members, whose join the room itself records)."""
+                      decide: Callable[[UTDStreamType, bool], None]) -> int | None:
+        """Add ``identity`` to the room's audience if ``decide(kind, banned)`` lets it; the
+        room's state version (what the joiner should find pushed), or None if the room must
+        change instead (it does not exist yet, or ``identity`` is one of its members, whose
+        join the room itself records)."""
         with self._db(), self.engine.begin() as conn:
-            row = conn.execute(_locked(select(rooms.c.kind, rooms.c.banned, rooms.c.present)
+            row = conn.execute(_locked(select(rooms.c.kind, rooms.c.banned, rooms.c.present,
+                                              rooms.c.snapshot)
                                        .where(rooms.c.app_id == app_id, rooms.c.name == name),
                                        conn)).first()
-            if row is None:
-                return False
-            if identity in json.loads(row.present):
-                return False
+            if row is None or identity in json.loads(row.present):
+                return None
             decide(UTDStreamType.AUDIO_ROOM if row.kind == "seats" else
                    UTDStreamType.LIVE_STREAM, identity in json.loads(row.banned))
             _upsert(conn, app_id, name, identity, display)
-        return True
+        version: int = json.loads(row.snapshot).get("version", 0)
+        return version
 
     def leave_audience(self, app_id: str, name: str, identity: str) -> bool | None:
         """Remove ``identity`` from the audience: True if it was there, False if it is a

@@ -100,15 +100,15 @@ class MemoryStore:
 
     # -- the audience (kept in the room here: a fake need not scale) -------------------
     def join_audience(self, app_id: str, name: str, identity: str, display: str | None,
-                      decide: Callable[[UTDStreamType, bool], None]) -> bool:
+                      decide: Callable[[UTDStreamType, bool], None]) -> int | None:
         with self._lock:
             row = self._rooms.get((app_id, name))
             if row is None or identity in members(row.view.snapshot):
-                return False
+                return None
             decide(snapshot_type(row.view.snapshot), identity in row.view.banned)
             row.room.presence.present[identity] = display
             row.view = replace(row.view, present={**row.view.present, identity: display})
-            return True
+            return row.view.snapshot.version
 
     def leave_audience(self, app_id: str, name: str, identity: str) -> bool | None:
         with self._lock:

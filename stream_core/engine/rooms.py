@@ -84,37 +84,40 @@ class RoomService(ServiceBase):
             def decide(room_kind: UTDStreamType, banned: bool) -> None:
                 join_audience(room_kind, kind, banned)
 
-            if await self._store(self.store.join_audience, app.app_id, room_name, identity,
-                                 name, decide):
+            version = await self._store(self.store.join_audience, app.app_id, room_name,
+                                        identity, name, decide)
+            if version is not None:
                 self.audience_changed(app.app_id, room_name, lk_name)
                 return await self._grant(app.app_id, identity, room_name, lk_name, name,
-                                         frozenset())
+                                         frozenset(), version)
 
         def change(room: Room | None) -> tuple[Room, tuple[list[Effect], frozenset[str], str,
-                                                          bool, bool]]:
+                                                          bool, bool, int]]:
             fresh = room is None
             room = room or new_room(kind, room_name)
             before = room.version
             effects = admit(room, identity, stream_type=kind, as_host=role == "host",
                             name=name, seat_count=seat_count, seat_mode=seat_mode)
             return room, (effects, room.publish_sources(identity), state_json(room), fresh,
-                          room.version != before)
+                          room.version != before, room.version)
 
-        def outbox(result: tuple[list[Effect], frozenset[str], str, bool, bool]
+        def outbox(result: tuple[list[Effect], frozenset[str], str, bool, bool, int]
                    ) -> list[MediaEffect]:
-            effects, _, state, fresh, changed = result
+            effects, _, state, fresh, changed, _ = result
             # A plain listener's join changes no state: nothing to tell the media server.
             opened = [create_effect(lk_name, metadata=state)] if fresh else []
             return opened + effects_of(lk_name, effects, state if changed and not fresh
                                        else None)
 
-        _, sources, _, _, _ = await self._store(self.store.mutate_room, app.app_id, room_name,
-                                                lk_name, change, outbox, [identity])
+        _, sources, _, _, _, version = await self._store(
+            self.store.mutate_room, app.app_id, room_name, lk_name, change, outbox, [identity])
         await self.outbox.drain(lk_name)
-        return await self._grant(app.app_id, identity, room_name, lk_name, name, sources)
+        return await self._grant(app.app_id, identity, room_name, lk_name, name, sources,
+                                 version)
 
     async def _grant(self, app_id: str, identity: str, room_name: str, lk_name: str,
-                     name: str | None, sources: frozenset[str]) -> UTDTokenResponse:
+                     name: str | None, sources: frozenset[str],
+                     version: int | None) -> UTDTokenResponse:
         # hidden until the engine admits the connection (participant_joined): a banned
         # identity with an old token is removed before anyone sees it arrive
         token = await self.control.mint_token(identity=identity, room=lk_name, name=name,
@@ -122,7 +125,7 @@ class RoomService(ServiceBase):
                                               hidden=True)
         return UTDTokenResponse(token=token, url=self.control.client_url, room_name=room_name,
                                 user_token=self.bearers.issue(app_id, identity),
-                                ws_url=self.control.client_url)
+                                ws_url=self.control.client_url, state_version=version)
 
     def _vouched(self, app_id: str, app_key: str, identity: str,
                  signature: str | None) -> AppConfig:

@@ -99,7 +99,7 @@ class UTDAudioRoomSession(UTDSession):
         await self.get_seats()
 
     # -- internals ------------------------------------------------------------------
-    async def _first_state(self) -> None:
+    async def _read_state(self) -> None:
         await self.get_seats()
 
     async def _reread_state(self) -> None:

@@ -174,12 +174,26 @@ class UTDSession:
         await self._enter(grant)
 
     async def _enter(self, grant: UTDTokenResponse) -> None:
-        """Connect with a minted grant, then read the room's state over REST."""
+        """Connect with a minted grant; the room's state comes with the connection."""
         await self.room.connect(grant.ws_url or grant.url, grant.token)
-        await self._first_state()
+        await self._first_state(grant.state_version)
 
-    async def _first_state(self) -> None:
-        """Read the engine's current state right after connecting (subclasses)."""
+    async def _first_state(self, minted: int | None) -> None:
+        """Have a state at least as new as the mint's before the join returns.
+
+        The room metadata delivered at connect is already applied (``_on_metadata`` runs as
+        the connection comes up) and normally is that new: the engine pushes before it
+        answers the mint. Only when it is missing or older (a media room recreated empty, a
+        push not through yet) or the engine did not say what it minted is the engine asked,
+        one round trip more.
+        """
+        if minted is None or self._state_version < minted:
+            await self._read_state()
+        else:
+            await self._follow_grants()
+
+    async def _read_state(self) -> None:
+        """Read the engine's current state and follow its grants (subclasses)."""
 
     # -- recovery hooks (driven by stream_core.sessions.recovery.Recovery) -----------
     async def _reread_state(self) -> None:

@@ -79,7 +79,7 @@ class UTDLiveStreamSession(UTDSession):
         await self.refresh_stage()
 
     # -- internals ------------------------------------------------------------------
-    async def _first_state(self) -> None:
+    async def _read_state(self) -> None:
         await self.refresh_stage()
 
     async def _reread_state(self) -> None:

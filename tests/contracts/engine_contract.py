@@ -48,6 +48,17 @@ class EngineContract:
         assert grant.token and grant.user_token and grant.url and grant.room_name == room
         assert "token" not in repr(grant).replace("user_token", "")  # repr hides secrets
 
+    def test_token_mint_says_which_state_it_committed(self, engine: EnginePort,
+                                                       room: str) -> None:
+        host = engine.run(ops.MINT_TOKEN, None, identity="h", room_name=room,
+                          stream_type=AUDIO, role="host", seat_count=2)
+        assert host.state_version == engine.run(ops.GET_SEATS, host.user_token,
+                                                room_name=room).version
+        seated = engine.run(ops.TAKE_SEAT, host.user_token, room_name=room, seat_index=0)
+        listener = engine.run(ops.MINT_TOKEN, None, identity="l", room_name=room,
+                              stream_type=AUDIO)
+        assert listener.state_version == seated.version > host.state_version
+
     def test_bad_mints_are_refused(self, engine: EnginePort, room: str) -> None:
         fails(422, lambda: engine.run(ops.MINT_TOKEN, None, identity="", room_name=room, stream_type=AUDIO))
         fails(422, lambda: engine.run(ops.MINT_TOKEN, None, identity="a", room_name=room, stream_type=UTDStreamType.AUDIO_CALL))

@@ -24,7 +24,9 @@ from typing import Any
 import requests
 
 from bench.paired import Paired, quartiles, spread
-from bench.sessions import Endpoints, Plan, _Clients, call_pairs, join_pairs, milestone_rows
+from bench.call_setup import call_pairs, milestone_rows
+from bench.rig import Clients, Endpoints, Plan
+from bench.sessions import join_pairs
 from bench.toxiproxy import Toxiproxy, toxiproxy_binary
 from stream_core.engine.settings import AppConfig
 from stream_devstack.stack import LocalStack, free_port
@@ -81,7 +83,7 @@ def _row(paired: Paired) -> dict[str, Any]:
 
 async def _measure(stack: LocalStack, ends: Endpoints, plan: Plan
                    ) -> dict[str, list[dict[str, Any]]]:
-    clients = _Clients(stack, ends)
+    clients = Clients(stack, ends)
     try:
         join = await join_pairs(stack, ends, clients, plan)
         call, sdk_marks, raw_marks = await call_pairs(stack, ends, clients, plan)

@@ -24,6 +24,7 @@ from typing import Any
 
 from stream_core.effects import Effect, ParticipantRemoved, PublishChanged, RoomClosed
 from stream_core.engine.locks import KeyedLocks
+from stream_core.engine.loops import every
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.ports import ControlPort, MediaEffect, StorePort
 
@@ -108,21 +109,12 @@ class Outbox:
     async def run(self, *, poll: float = 0.5) -> None:
         """Apply whatever is due anywhere (effects a crash or a failure left behind): on
         start, whenever woken, and every ``poll`` seconds."""
-        while True:
-            self._wake.clear()
-            try:
-                rooms = await asyncio.to_thread(self.store.rooms_with_due_effects,
-                                                self._clock(), _BATCH)
-                for room in rooms:
-                    await self.drain(room)
-            except UTDStreamException as exc:
-                if exc.code != ErrorCode.UNAVAILABLE:
-                    raise
-                _log.warning("outbox: the store is unavailable (%s)", exc.message)
-            try:
-                await asyncio.wait_for(self._wake.wait(), poll)
-            except TimeoutError:
-                pass
+        async def step() -> None:
+            for room in await asyncio.to_thread(self.store.rooms_with_due_effects,
+                                                self._clock(), _BATCH):
+                await self.drain(room)
+
+        await every(poll, step, what="outbox", wake=self._wake)
 
     def wake(self) -> None:
         self._wake.set()

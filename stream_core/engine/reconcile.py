@@ -20,7 +20,6 @@ on purpose: losing it only restarts the wait, it never decides an outcome alone.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -28,9 +27,9 @@ from typing import Any
 
 from stream_core.effects import Effect
 from stream_core.engine.base import state_json
+from stream_core.engine.loops import every
 from stream_core.engine.outbox import effects_of, grant_effect, remove_effect
 from stream_core.engine.webhooks import WebhookService
-from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.ports import MediaEffect, MediaParticipant
 from stream_core.rooms import Room
 from stream_core.rooms.hosting import publishers
@@ -95,17 +94,12 @@ class ReconcileService(WebhookService):
     async def run_reconcile(self, *, interval: float = 10.0, window: float = 3600.0,
                             limit: int = 200) -> None:
         """Reconcile every room changed within ``window``: now, then every ``interval``."""
-        while True:
-            try:
-                rooms = await self._store(self.store.active_rooms, self._clock() - window,
-                                          limit)
-                for room in rooms:
-                    await self._reconcile_leased(room)
-            except UTDStreamException as exc:
-                if exc.code != ErrorCode.UNAVAILABLE:
-                    raise
-                _log.warning("reconcile: the store is unavailable (%s)", exc.message)
-            await asyncio.sleep(interval)  # a period, not a synchronization
+        async def step() -> None:
+            for room in await self._store(self.store.active_rooms, self._clock() - window,
+                                          limit):
+                await self._reconcile_leased(room)
+
+        await every(interval, step, what="reconcile")
 
     async def _reconcile_leased(self, room: str) -> None:
         key = f"reconcile:{room}"

@@ -24,6 +24,7 @@ from stream_core.effects import Effect
 from stream_core.engine.base import state_json
 from stream_core.engine.calls import CallService
 from stream_core.engine.locks import KeyedLocks
+from stream_core.engine.loops import every
 from stream_core.engine.outbox import effects_of, grant_effect, remove_effect
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.ports import MediaEffect, WebhookEvent
@@ -58,21 +59,12 @@ class WebhookService(CallService):
 
     async def run_webhooks(self, *, poll: float = 1.0) -> None:
         """Apply events left unapplied (a crash, a failure): on start and every ``poll``."""
-        while True:
-            self._events_wake.clear()
-            try:
-                rooms = {e.room for e in await self._store(self.store.pending_webhooks, 256,
-                                                           None)}
-                for room in rooms:
-                    await self._apply_room_events(room)
-            except UTDStreamException as exc:
-                if exc.code != ErrorCode.UNAVAILABLE:
-                    raise
-                _log.warning("webhooks: the store is unavailable (%s)", exc.message)
-            try:
-                await asyncio.wait_for(self._events_wake.wait(), poll)
-            except TimeoutError:
-                pass
+        async def step() -> None:
+            for room in {e.room for e in await self._store(self.store.pending_webhooks, 256,
+                                                           None)}:
+                await self._apply_room_events(room)
+
+        await every(poll, step, what="webhooks", wake=self._events_wake)
 
     async def settle_webhooks(self) -> None:
         """Wait until every event received so far is applied (tests, shutdown)."""

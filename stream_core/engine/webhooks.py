@@ -129,6 +129,11 @@ class WebhookService(CallService):
             assert room is not None  # found by its media-server name: it exists
             if identity in room.presence.banned:
                 return room, [remove_effect(livekit_room, identity)]
+            if identity not in room.presence.present:
+                # in the media room with a token this room minted, yet not present here: a
+                # leave of its previous connection was applied after this one began (a
+                # media server restarting answers no look-up). Presence follows the join.
+                room.join(identity)
             wanted = room.publish_sources(identity)
             if not hidden and can_publish == bool(wanted) and (not wanted or sources == wanted):
                 return room, []

@@ -186,3 +186,20 @@ async def test_the_reconcile_pass_frees_a_seat_whose_leave_never_came(
     engine._on_loop(engine.service.reconcile_room(lk))  # notes the absence
     engine._on_loop(engine.service.reconcile_room(lk))  # past the grace: freed
     assert engine.run(ops.GET_SEATS, host, room_name="r").seat_of("g") is None
+
+
+async def test_a_new_connection_is_present_even_after_its_predecessors_late_leave(
+        world: tuple[FakeSFU, FakeEngine]) -> None:
+    """A media server that restarts answers no look-up, so the old connection's leave can be
+    applied after the new connection began: the new connection's join restores presence."""
+    sfu, engine = world
+    mint(engine, "h", role="host", seat_count=2)
+    grant = mint(engine, "g")
+    lk = engine.media_room("r")
+    engine._on_loop(engine.service.participant_left(lk, "g", sid="PA_old"))  # taken at its word
+    with pytest.raises(UTDStreamException) as gone:
+        engine.run(ops.GET_SEATS, grant.user_token, room_name="r")
+    assert gone.value.status_code == 404
+    engine._on_loop(engine.service.participant_joined(lk, "g", can_publish=False,
+                                                      sources=frozenset(), hidden=True))
+    assert engine.run(ops.GET_SEATS, grant.user_token, room_name="r").room_name == "r"

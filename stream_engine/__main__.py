@@ -30,6 +30,11 @@ def serve(argv: list[str] | None = None) -> int:
     for app in config.apps:
         print(f"app {app.app_id}" + (" (identity verification on)" if app.server_secret else ""),
               flush=True)
+    if config.cors_origins:
+        print("CORS origins: " + ", ".join(config.cors_origins), flush=True)
+    if "*" in config.cors_origins:
+        print("WARNING: --cors-origin '*' lets any web page call this engine; use it for "
+              "development only", flush=True)
     web.run_app(create_app(config), host=config.host, port=config.port, print=None,
                 access_log=None)
     return 0

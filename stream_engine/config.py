@@ -37,6 +37,7 @@ class EngineConfig:
     long_poll_max: float = 60.0
     token_limit: RateLimit = field(default_factory=lambda: RateLimit(5.0, 20))
     mutate_limit: RateLimit = field(default_factory=lambda: RateLimit(20.0, 60))
+    cors_origins: tuple[str, ...] = ()  # web pages allowed to call the engine; "*" = any (dev)
 
     @property
     def db_url(self) -> str:
@@ -107,6 +108,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-rate", default=_env("TOKEN_RATE", "5/20"), metavar="RATE/BURST")
     parser.add_argument("--mutate-rate", default=_env("MUTATE_RATE", "20/60"),
                         metavar="RATE/BURST")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="a web origin allowed to call the engine, e.g. "
+                             "https://app.example.com (repeatable; '*' = any, development "
+                             "only); env UTD_ENGINE_CORS_ORIGINS, comma-separated")
+
+
+def _origin(text: str) -> str:
+    origin = text.strip().rstrip("/")
+    if origin != "*" and (not origin.startswith(("http://", "https://"))
+                          or "/" in origin.split("://", 1)[1]):
+        raise SystemExit(f"--cors-origin wants scheme://host[:port] or '*', got {text!r}")
+    return origin
 
 
 def _limit(text: str) -> RateLimit:
@@ -123,6 +136,8 @@ def _app(text: str) -> AppConfig:
 
 def from_args(args: argparse.Namespace) -> EngineConfig:
     apps_text = list(args.app) + [a for a in (_env("APPS") or "").split(",") if a]
+    origins = list(args.cors_origin) + [o for o in (_env("CORS_ORIGINS") or "").split(",")
+                                        if o.strip()]
     return EngineConfig(
         host=args.host, port=args.port, state_dir=Path(args.state_dir),
         database_url=args.database_url, livekit_url=args.livekit_url,
@@ -130,4 +145,5 @@ def from_args(args: argparse.Namespace) -> EngineConfig:
         livekit_api_secret=args.livekit_api_secret, apps=[_app(a) for a in apps_text],
         signing_secret=_env("SIGNING_SECRET") or "", ring_timeout=args.ring_timeout,
         token_ttl=args.token_ttl, token_limit=_limit(args.token_rate),
-        mutate_limit=_limit(args.mutate_rate))
+        mutate_limit=_limit(args.mutate_rate),
+        cors_origins=tuple(dict.fromkeys(_origin(o) for o in origins)))

@@ -28,6 +28,7 @@ from stream_engine.config import EngineConfig
 from stream_engine.cors import enable_cors
 from stream_engine.livekit_control import LiveKitControl
 from stream_engine.livekit_tokens import SOURCE_BY_VALUE
+from stream_engine.metrics import METRICS, EngineMetrics
 from stream_engine.openapi import build_openapi
 from stream_engine.store import Store
 
@@ -144,6 +145,12 @@ async def _webhook(request: web.Request) -> web.Response:
         event = receiver.receive(body, request.headers.get("Authorization", ""))
     except Exception:
         raise UTDStreamException.unauthenticated("webhook signature did not verify") from None
+    with request.app[METRICS].webhook(event.event or "unknown"):
+        await _handle_webhook(service, event)
+    return web.json_response({"ok": True})
+
+
+async def _handle_webhook(service: EngineService, event: lk_api.WebhookEvent) -> None:
     reason = event.participant.disconnect_reason
     _log.info("webhook %s room=%s identity=%s sid=%s reason=%s", event.event, event.room.name,
               event.participant.identity, event.participant.sid,
@@ -163,7 +170,6 @@ async def _webhook(request: web.Request) -> web.Response:
                               for s in granted.can_publish_sources))
     elif event.event == "room_finished":
         await service.room_finished(event.room.name)
-    return web.json_response({"ok": True})
 
 
 def create_app(config: EngineConfig, *, store: Store | None = None,
@@ -171,6 +177,8 @@ def create_app(config: EngineConfig, *, store: Store | None = None,
     """The engine as an aiohttp app; LiveKit control and the ring timer start with it."""
     app = web.Application(middlewares=[errors_as_json])
     app[CONFIG] = config
+    metrics = app[METRICS] = EngineMetrics()
+    app.middlewares.insert(0, metrics.middleware)  # outermost: sees every final status
     document = build_openapi()
     own_store = store is None
     the_store = store or Store(config.db_url)
@@ -184,9 +192,10 @@ def create_app(config: EngineConfig, *, store: Store | None = None,
     async def lifecycle(app: web.Application) -> Any:
         control = (control_factory or (lambda: LiveKitControl(
             config.livekit_url, config.livekit_api_key, config.livekit_api_secret,
-            client_url=config.public_livekit_url)))()
+            client_url=config.public_livekit_url, meter=metrics.livekit_call)))()
         service = EngineService(config.service_settings(), the_store, control,
-                                JwtBearers(config.signing_secret, ttl=config.bearer_ttl))
+                                JwtBearers(config.signing_secret, ttl=config.bearer_ttl),
+                                on_missed=metrics.ring_timed_out)
         app[SERVICE] = service
         timer = asyncio.get_running_loop().create_task(service.run_ring_timer(),
                                                        name="utd-engine-ring-timer")
@@ -202,6 +211,7 @@ def create_app(config: EngineConfig, *, store: Store | None = None,
         app.router.add_route(op.http, op.url, _handler(op))
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/metrics", metrics.serve)
     app.router.add_post("/api/v1/livekit/webhook", _webhook)
     enable_cors(app, config.cors_origins)  # last: it covers every route registered above
     return app

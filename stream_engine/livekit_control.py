@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -84,31 +84,45 @@ class RoomSummary(NamedTuple):
     num_participants: int
 
 
+#: Told of each LiveKit server API call: its name, and the code it failed with (or None).
+ControlMeter = Callable[[str, str | None], None]
+
+
 def _is_not_found(exc: api.TwirpError) -> bool:
     return exc.code == api.TwirpErrorCode.NOT_FOUND
 
 
 @contextlib.asynccontextmanager
-async def _livekit_errors(room: str, identity: str | None = None) -> AsyncIterator[None]:
+async def _livekit_errors(room: str, identity: str | None = None, *, call: str = "",
+                          meter: ControlMeter | None = None) -> AsyncIterator[None]:
     """The one place a LiveKit failure becomes ``UTDStreamException``.
 
     ``not_found`` -> :class:`LiveKitNotFound` (404); the server unreachable, timing out or
     answering ``unavailable`` -> ``unavailable`` (503); any other refusal keeps LiveKit's
-    code (``livekit_<code>``, 502) and its cause, for the log.
+    code (``livekit_<code>``, 502) and its cause, for the log. ``meter`` is told of every
+    ``call`` and, when it failed, the code it failed with (the engine's metrics).
     """
+    failure: str | None = None
     try:
         yield
     except api.TwirpError as exc:
         if _is_not_found(exc):
+            failure = ErrorCode.NOT_FOUND
             what = f"participant {identity!r} not found in room {room!r}" if identity else \
                 f"room {room!r} not found"
             raise LiveKitNotFound(what, room=room, identity=identity) from exc
         if exc.code == api.TwirpErrorCode.UNAVAILABLE:
+            failure = ErrorCode.UNAVAILABLE
             raise _unavailable(f"LiveKit is unavailable ({exc.message})") from exc
+        failure = f"livekit_{exc.code}"
         raise UTDStreamException(f"LiveKit refused: {exc.message}", status_code=502,
-                                 code=f"livekit_{exc.code}") from exc
+                                 code=failure) from exc
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        failure = ErrorCode.UNAVAILABLE
         raise _unavailable(f"LiveKit is unreachable ({type(exc).__name__})") from exc
+    finally:
+        if meter is not None:
+            meter(call, failure)
 
 
 def _unavailable(message: str) -> UTDStreamException:
@@ -130,6 +144,7 @@ class LiveKitControl:
         *,
         request_timeout: float = 10.0,
         client_url: str | None = None,
+        meter: ControlMeter | None = None,
     ) -> None:
         """Args:
         url: ``ws://``/``wss://``/``http(s)://`` server URL (the livekit client rewrites ws->http).
@@ -137,7 +152,9 @@ class LiveKitControl:
             as HMAC signatures.
         request_timeout: total seconds per RoomService call.
         client_url: what clients are told to connect to (default ``url``).
+        meter: told of every server API call and its failure (the engine's metrics).
         """
+        self._meter = meter
         self._key, self._secret = api_key, api_secret
         self._client_url = client_url or url
         self._api = api.LiveKitAPI(
@@ -192,7 +209,7 @@ class LiveKitControl:
     async def get_participant(self, room: str, identity: str) -> MediaParticipant | None:
         """One participant by identity (``GetParticipant``: no listing of the room)."""
         try:
-            async with _livekit_errors(room, identity):
+            async with _livekit_errors(room, identity, call="get_participant", meter=self._meter):
                 info = await self._api.room.get_participant(
                     api.RoomParticipantIdentity(room=room, identity=identity))
         except LiveKitNotFound:
@@ -226,7 +243,7 @@ class LiveKitControl:
             request.empty_timeout = empty_timeout
         if departure_timeout is not None:
             request.departure_timeout = departure_timeout
-        async with _livekit_errors(name):
+        async with _livekit_errors(name, call="create_room", meter=self._meter):
             room = await self._api.room.create_room(request)
         return RoomSummary(
             name=room.name,
@@ -243,7 +260,7 @@ class LiveKitControl:
         Raises:
             LiveKitNotFound: the room does not exist.
         """
-        async with _livekit_errors(name):
+        async with _livekit_errors(name, call="delete_room", meter=self._meter):
             await self._api.room.delete_room(api.DeleteRoomRequest(room=name))
 
     async def set_room_metadata(self, room: str, metadata: str) -> None:
@@ -252,14 +269,14 @@ class LiveKitControl:
         Raises:
             LiveKitNotFound: the room does not exist.
         """
-        async with _livekit_errors(room):
+        async with _livekit_errors(room, call="set_room_metadata", meter=self._meter):
             await self._api.room.update_room_metadata(
                 api.UpdateRoomMetadataRequest(room=room, metadata=metadata)
             )
 
     async def room_exists(self, room: str) -> bool:
         """True if the server currently has an active room called ``room``."""
-        async with _livekit_errors(room):
+        async with _livekit_errors(room, call="room_exists", meter=self._meter):
             response = await self._api.room.list_rooms(api.ListRoomsRequest(names=[room]))
         return any(r.name == room for r in response.rooms)
 
@@ -270,7 +287,7 @@ class LiveKitControl:
 
         Note (v1.13.5): a non-existent room yields an empty list, not an error.
         """
-        async with _livekit_errors(room):
+        async with _livekit_errors(room, call="list_participants", meter=self._meter):
             response = await self._api.room.list_participants(
                 api.ListParticipantsRequest(room=room))
         result: list[ParticipantSummary] = []
@@ -333,7 +350,7 @@ class LiveKitControl:
             can_publish_data=True,
             can_publish_sources=source_values(sources),
         )
-        async with _livekit_errors(room, identity):
+        async with _livekit_errors(room, identity, call="update_permissions", meter=self._meter):
             await self._api.room.update_participant(
                 api.UpdateParticipantRequest(room=room, identity=identity, permission=permission)
             )
@@ -344,7 +361,7 @@ class LiveKitControl:
         Raises:
             LiveKitNotFound: the participant (or its room) does not exist.
         """
-        async with _livekit_errors(room, identity):
+        async with _livekit_errors(room, identity, call="remove_participant", meter=self._meter):
             await self._api.room.remove_participant(
                 api.RoomParticipantIdentity(room=room, identity=identity)
             )
@@ -380,7 +397,7 @@ class LiveKitControl:
             destination_identities=list(destination_identities or []),
         )
         try:
-            async with _livekit_errors(room):
+            async with _livekit_errors(room, call="send_data", meter=self._meter):
                 await self._api.room.send_data(request)
         except UTDStreamException as exc:
             if exc.code == ErrorCode.UNAVAILABLE and not await self.room_exists(room):

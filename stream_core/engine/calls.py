@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -29,8 +30,11 @@ _CALL_ROOM_EMPTY_TIMEOUT = 60  # seconds a call room waits for its first party
 class CallService(ServiceBase):
     """1:1 calls between two identities of one app."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any,
+                 on_missed: Callable[[UTDCall], None] | None = None, **kwargs: Any) -> None:
+        """``on_missed``: told of each call that rang out (the server counts them)."""
         super().__init__(*args, **kwargs)
+        self._on_missed = on_missed
         self._incoming = asyncio.Condition()
         self._incoming_serial = 0  # bumped under ``_incoming`` whenever a call is created
         self._handed_out: dict[tuple[str, str], set[str]] = {}
@@ -108,6 +112,8 @@ class CallService(ServiceBase):
             call = await self._move(app_id, call_id, "miss", None)
             if call.status.value == "missed":
                 missed.append(call)
+                if self._on_missed is not None:
+                    self._on_missed(call)
         return missed
 
     async def run_ring_timer(self, *, retry_after: float = 1.0) -> None:

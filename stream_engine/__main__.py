@@ -1,4 +1,8 @@
-"""``utd-stream engine`` / ``python -m stream_engine``: serve the reference engine."""
+"""``utd-stream engine`` / ``python -m stream_engine``: serve the reference engine.
+
+``utd-stream engine migrate [--database-url URL | --state-dir DIR]`` only upgrades the
+database to the current schema and exits (the engine also does it on start).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ import logging
 import sys
 
 from aiohttp import web
+from sqlalchemy import create_engine
 
 from stream_engine.config import add_arguments, from_args
 from stream_engine.http import create_app
+from stream_engine.migrations import upgrade
 
-__all__ = ["main", "serve"]
+__all__ = ["main", "serve", "migrate"]
 
 
 def serve(argv: list[str] | None = None) -> int:
@@ -40,9 +46,29 @@ def serve(argv: list[str] | None = None) -> int:
     return 0
 
 
+def migrate(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="utd-stream engine migrate",
+                                     description="upgrade the engine's database and exit")
+    add_arguments(parser)
+    config = from_args(parser.parse_args(argv))
+    if config.database_url is None:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(config.db_url)
+    try:
+        before, after = upgrade(engine)
+    finally:
+        engine.dispose()
+    print(f"database at revision {after}" + ("" if before == after else
+                                              f" (was {before or 'empty'})"), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``utd_stream.commands`` entry point named ``engine``."""
-    return serve(sys.argv[1:] if argv is None else argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["migrate"]:
+        return migrate(args[1:])
+    return serve(args)
 
 
 if __name__ == "__main__":

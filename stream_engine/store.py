@@ -1,7 +1,8 @@
 """The engine's database (the SQL :class:`~stream_core.ports.StorePort`): rooms and calls,
 every change committed before it is announced.
 
-SQLAlchemy Core over SQLite (default, a file) or PostgreSQL (by URL), same code. A room is
+SQLAlchemy Core over SQLite (default, a file) or PostgreSQL (by URL), same code; the
+schema is upgraded by :mod:`stream_engine.migrations` when a store opens. A room is
 stored whole (its snapshot via the wire schemas, plus presence and bans) with a row
 version; every mutation is read-modify-write under ``SELECT ... FOR UPDATE`` (PostgreSQL)
 or ``BEGIN IMMEDIATE`` (SQLite) and an optimistic row-version check, so concurrent takers
@@ -37,8 +38,9 @@ from stream_core.ports import RoomView, StorePort
 from stream_core.rooms import Room, restore_room
 from stream_core.rooms.seats import SeatRoom
 from stream_core.wire import CallSchema, SeatGridSchema, StageSchema, dump
+from stream_engine.migrations import upgrade
 
-__all__ = ["Store"]
+__all__ = ["Store", "TABLES"]
 
 T = TypeVar("T")
 _meta = MetaData()
@@ -67,6 +69,9 @@ calls = Table(
     Column("row_version", Integer, nullable=False),
 )
 
+#: The tables the store's queries use; the migrations' head must make exactly these.
+TABLES = _meta
+
 _SEATS, _STAGE, _CALL = SeatGridSchema(), StageSchema(), CallSchema()
 _UNANSWERED = tuple(s.value for s in UNANSWERED)
 
@@ -94,7 +99,8 @@ class Store:
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             _sqlite_serializable(self.engine)
-        _meta.create_all(self.engine)
+        with _db_errors():
+            self.migrated_from, self.revision = upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -14,6 +14,7 @@ from adapters.fakes.control import FakeControl
 from adapters.fakes.sfu import FakeSFU
 from stream_engine.config import AppConfig, EngineConfig
 from stream_engine.http import create_app
+from tests.engine.stack_fixtures import pg_cluster  # noqa: F401 - a fixture, re-exported
 
 EngineClient = Callable[..., Any]
 

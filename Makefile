@@ -16,7 +16,13 @@ TOOLS := .tools/bin
 LIVEKIT_BIN := $(TOOLS)/livekit-server
 export LIVEKIT_SERVER_BIN := $(abspath $(LIVEKIT_BIN))
 
-.PHONY: install tools test test-fast demo diagrams bench typecheck clean
+# What the real-browser and PostgreSQL tests need from the system (Debian packages), and
+# LiveKit's JavaScript client for the cross-origin browser test (npm, project-local).
+SYSTEM_TOOLS := chromium:chromium chromedriver:chromium-driver pg_ctl:postgresql
+LIVEKIT_JS_VERSION := 2.23.0
+LIVEKIT_JS := .tools/js/node_modules/livekit-client/dist/livekit-client.umd.js
+
+.PHONY: install tools system js test test-fast demo up diagrams bench typecheck clean
 
 $(STAMP): pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +48,33 @@ $(LIVEKIT_BIN):
 	cp "$(LIVEKIT_CACHE)/livekit-server" $(LIVEKIT_BIN)
 	$(LIVEKIT_BIN) --version
 
-test: $(STAMP) tools typecheck
+# Installs chromium, chromium-driver and postgresql when missing (one apt-get update);
+# fails loudly when it cannot (not root, no sudo, no apt-get).
+system:
+	missing=""; \
+	for pair in $(SYSTEM_TOOLS); do \
+	  tool=$${pair%%:*}; pkg=$${pair##*:}; \
+	  if ! command -v $$tool >/dev/null && ! ls /usr/lib/postgresql/*/bin/$$tool >/dev/null 2>&1; then \
+	    missing="$$missing $$pkg"; fi; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	  command -v apt-get >/dev/null || { echo "ERROR: apt-get not found; install$$missing by hand" >&2; exit 1; }; \
+	  $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing \
+	    || { echo "ERROR: could not install$$missing" >&2; exit 1; }; \
+	fi
+
+js: $(LIVEKIT_JS)
+
+$(LIVEKIT_JS):
+	command -v npm >/dev/null || { echo "ERROR: npm is required for livekit-client (the browser test)" >&2; exit 1; }
+	mkdir -p .tools/js
+	npm install --silent --no-audit --no-fund --prefix .tools/js livekit-client@$(LIVEKIT_JS_VERSION) \
+	  || { echo "ERROR: npm install livekit-client@$(LIVEKIT_JS_VERSION) failed" >&2; exit 1; }
+	test -f $(LIVEKIT_JS)
+
+test: $(STAMP) tools system js typecheck
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)
@@ -53,6 +85,9 @@ typecheck: $(STAMP)
 
 demo: $(STAMP) tools
 	$(PY) -m adapters.entrypoints.cli demo
+
+up: $(STAMP) tools
+	$(PY) -m adapters.entrypoints.cli up
 
 diagrams: $(STAMP)
 	$(PY) -m stream_core.diagrams diagrams

@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -37,7 +38,11 @@ class LocalStack:
 
     def __init__(self, *, apps: list[AppConfig] | None = None, state_dir: Path | None = None,
                  database_url: str | None = None, ring_timeout: float = 30.0,
-                 token_rate: str = "200/400", mutate_rate: str = "2000/4000") -> None:
+                 token_rate: str = "200/400", mutate_rate: str = "2000/4000",
+                 port: int | None = None, engine_args: Sequence[str] = (),
+                 engine_env: Mapping[str, str] | None = None) -> None:
+        """``port``: the engine's (default: a free one); ``engine_args`` / ``engine_env``:
+        more flags and ``UTD_ENGINE_*`` variables for the engine (CORS origins, operators)."""
         self.apps = apps or [AppConfig("app-" + secrets.token_hex(3), secrets.token_hex(16))]
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if state_dir is None:
@@ -50,7 +55,9 @@ class LocalStack:
         #: The engine's bearer signing secret, kept across ``restart_engine`` so bearers
         #: issued before a crash stay valid (and tests can forge expired ones).
         self.signing_secret = secrets.token_urlsafe(32)
-        self.port = free_port()
+        self.port = port or free_port()
+        self._engine_args = list(engine_args)
+        self._engine_env = dict(engine_env or {})
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.livekit = LiveKitServer(webhook_urls=[f"{self.base_url}/api/v1/livekit/webhook"])
         self._proc: subprocess.Popen[bytes] | None = None
@@ -101,11 +108,13 @@ class LocalStack:
         })
         if self.database_url:
             env["UTD_ENGINE_DATABASE_URL"] = self.database_url
+        env.update(self._engine_env)
         args = [sys.executable, "-m", "stream_engine", "--port", str(port or self.port),
                 "--state-dir", str(self.state_dir), "--livekit-url", self.livekit.url,
                 "--livekit-api-key", self.livekit.api_key,
                 "--ring-timeout", str(self.ring_timeout),
-                "--token-rate", self._rates[0], "--mutate-rate", self._rates[1]]
+                "--token-rate", self._rates[0], "--mutate-rate", self._rates[1],
+                *self._engine_args]
         return args, env
 
     def _spawn_engine(self, deadline: float) -> None:

@@ -90,7 +90,7 @@ up: $(STAMP) tools
 	$(PY) -m adapters.entrypoints.cli up
 
 diagrams: $(STAMP)
-	$(PY) -m stream_core.diagrams diagrams
+	$(PY) -m stream_core.diagrams diagrams --markdown docs/diagrams.md
 
 bench: $(STAMP) tools
 	$(PY) -m bench

@@ -11,7 +11,12 @@ Rules of this file:
 * Mermaid needs no binary. An SVG is a bonus written only when the ``graphviz`` package and
   the ``dot`` binary are both present; neither is imported until then.
 
-Run ``make diagrams`` (``python -m stream_core.diagrams diagrams``) after changing a table.
+* ``docs/diagrams.md`` embeds the same sources as ```` ```mermaid ```` blocks, so the
+  diagrams are drawn where people read (GitHub renders them); it is generated and checked
+  for staleness like the ``.mmd`` files.
+
+Run ``make diagrams`` (``python -m stream_core.diagrams diagrams --markdown
+docs/diagrams.md``) after changing a table.
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ from transitions.extensions.diagrams import GraphMachine
 from stream_core.machines import ALL_TABLES
 from stream_core.machines.table import Table
 
-__all__ = ["render_mermaid", "render_svg", "svg_available", "write_diagrams", "main"]
+__all__ = ["render_mermaid", "render_markdown", "render_svg", "svg_available",
+           "write_diagrams", "main"]
 
 #: Where ``make diagrams`` writes, relative to the repository root.
 DEFAULT_DIR = "diagrams"
+DEFAULT_MARKDOWN = "docs/diagrams.md"
 
 _Engine = Literal["mermaid", "graphviz"]
 
@@ -75,6 +82,21 @@ def render_mermaid(table: Table[Any]) -> str:
     return "\n".join(line.rstrip() for line in source.splitlines()) + "\n"
 
 
+def render_markdown(tables: Sequence[Table[Any]] = ALL_TABLES) -> str:
+    """A Markdown page with each table's diagram as a ``mermaid`` block (ends with one
+    newline). The text around the blocks is fixed; only the tables change it."""
+    parts = ["# State diagrams", "",
+             "Generated from the transition tables by `make diagrams`; do not edit (a test "
+             "fails when this page is stale). Each edge is `trigger [actor]`, with "
+             "`(condition)` where a row applies only then; `[internal]` marks a documented "
+             "no-op. The same sources are in [`diagrams/`](../diagrams).", ""]
+    for table in tables:
+        parts += [f"## {table.name}", "", f"Source: [`diagrams/{table.name}.mmd`]"
+                  f"(../diagrams/{table.name}.mmd)", "", "```mermaid",
+                  render_mermaid(table).rstrip("\n"), "```", ""]
+    return "\n".join(parts)
+
+
 def svg_available() -> bool:
     """True when the optional ``graphviz`` package and the ``dot`` binary are installed."""
     return importlib.util.find_spec("graphviz") is not None and shutil.which("dot") is not None
@@ -110,13 +132,27 @@ def write_diagrams(out_dir: Path, tables: Sequence[Table[Any]] = ALL_TABLES, *,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m stream_core.diagrams [OUT_DIR]``: regenerate every table's diagram."""
+    """``python -m stream_core.diagrams [OUT_DIR] [--markdown PAGE]``: regenerate every
+    table's diagram (and, with ``--markdown``, the page that embeds them all)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    page: str | None = None
+    if "--markdown" in args:
+        at = args.index("--markdown")
+        page = args[at + 1] if at + 1 < len(args) else None
+        del args[at:at + 2]
+        if page is None:
+            args = ["--help"]
     if len(args) > 1 or (args and args[0] in ("-h", "--help")):
-        print("usage: python -m stream_core.diagrams [OUT_DIR]", file=sys.stderr)
+        print("usage: python -m stream_core.diagrams [OUT_DIR] [--markdown PAGE]",
+              file=sys.stderr)
         return 2
     for path in write_diagrams(Path(args[0] if args else DEFAULT_DIR)):
         print(path)
+    if page is not None:
+        target = Path(page)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(render_markdown().encode("utf-8"))
+        print(target)
     return 0
 
 

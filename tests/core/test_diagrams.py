@@ -126,3 +126,21 @@ def test_module_imports_only_stdlib_transitions_and_core() -> None:
     code = ("import sys, stream_core.diagrams as d; d.render_mermaid(d.ALL_TABLES[0]); "
             "assert 'graphviz' not in sys.modules and 'pygraphviz' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_the_docs_page_is_fresh_and_draws_every_table() -> None:
+    page = ROOT / diagrams.DEFAULT_MARKDOWN
+    assert page.exists(), f"{diagrams.DEFAULT_MARKDOWN} is missing: run `make diagrams`"
+    text = page.read_text(encoding="utf-8")
+    assert text == diagrams.render_markdown(), (
+        f"{diagrams.DEFAULT_MARKDOWN} is stale: run `make diagrams` and commit the result")
+    blocks = re.findall(r"```mermaid\n(.*?)```", text, re.S)
+    assert blocks == [render_mermaid(t) for t in ALL_TABLES]
+    assert "(docs/diagrams.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_main_writes_the_docs_page_when_asked(tmp_path: Path) -> None:
+    page = tmp_path / "docs" / "page.md"
+    assert main([str(tmp_path / "out"), "--markdown", str(page)]) == 0
+    assert page.read_text(encoding="utf-8") == diagrams.render_markdown()
+    assert main(["--markdown"]) == 2

@@ -16,7 +16,17 @@ from pathlib import Path
 
 from stream_core.engine.settings import AppConfig, RateLimit, ServiceSettings
 
-__all__ = ["AppConfig", "EngineConfig", "RateLimit", "add_arguments", "from_args"]
+__all__ = ["AppConfig", "EngineConfig", "OperatorConfig", "RateLimit", "add_arguments",
+           "from_args"]
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """An operator of the console: ``name`` (for the log) and the bearer ``token`` it signs
+    in with. Configured like apps: ``--operator NAME:TOKEN`` / ``UTD_ENGINE_OPERATORS``."""
+
+    name: str
+    token: str = field(repr=False)
 
 
 @dataclass
@@ -38,6 +48,7 @@ class EngineConfig:
     token_limit: RateLimit = field(default_factory=lambda: RateLimit(5.0, 20))
     mutate_limit: RateLimit = field(default_factory=lambda: RateLimit(20.0, 60))
     cors_origins: tuple[str, ...] = ()  # web pages allowed to call the engine; "*" = any (dev)
+    operators: list[OperatorConfig] = field(default_factory=list)  # none: no console
 
     @property
     def db_url(self) -> str:
@@ -108,10 +119,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-rate", default=_env("TOKEN_RATE", "5/20"), metavar="RATE/BURST")
     parser.add_argument("--mutate-rate", default=_env("MUTATE_RATE", "20/60"),
                         metavar="RATE/BURST")
+    parser.add_argument("--operator", action="append", default=[], metavar="NAME:TOKEN",
+                        help="an operator of the console at /console (repeatable; the token "
+                             "is at least 16 characters); env UTD_ENGINE_OPERATORS, "
+                             "comma-separated")
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                         help="a web origin allowed to call the engine, e.g. "
                              "https://app.example.com (repeatable; '*' = any, development "
                              "only); env UTD_ENGINE_CORS_ORIGINS, comma-separated")
+
+
+def _operator(text: str) -> OperatorConfig:
+    name, _, token = text.partition(":")
+    if not name or len(token) < 16:
+        raise SystemExit("--operator wants NAME:TOKEN with a token of at least 16 characters")
+    return OperatorConfig(name, token)
 
 
 def _origin(text: str) -> str:
@@ -146,4 +168,6 @@ def from_args(args: argparse.Namespace) -> EngineConfig:
         signing_secret=_env("SIGNING_SECRET") or "", ring_timeout=args.ring_timeout,
         token_ttl=args.token_ttl, token_limit=_limit(args.token_rate),
         mutate_limit=_limit(args.mutate_rate),
-        cors_origins=tuple(dict.fromkeys(_origin(o) for o in origins)))
+        cors_origins=tuple(dict.fromkeys(_origin(o) for o in origins)),
+        operators=[_operator(o) for o in list(args.operator) +
+                   [o for o in (_env("OPERATORS") or "").split(",") if o.strip()]])

@@ -25,6 +25,7 @@ from stream_core.wire import dump, load
 
 from stream_engine.bearers import JwtBearers
 from stream_engine.config import EngineConfig
+from stream_engine.console import add_console
 from stream_engine.cors import enable_cors
 from stream_engine.livekit_control import LiveKitControl
 from stream_engine.livekit_tokens import SOURCE_BY_VALUE
@@ -212,6 +213,7 @@ def create_app(config: EngineConfig, *, store: Store | None = None,
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/healthz", health)
     app.router.add_get("/metrics", metrics.serve)
+    add_console(app, SERVICE, config.operators)
     app.router.add_post("/api/v1/livekit/webhook", _webhook)
     enable_cors(app, config.cors_origins)  # last: it covers every route registered above
     return app

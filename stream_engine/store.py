@@ -74,6 +74,8 @@ TABLES = _meta
 
 _SEATS, _STAGE, _CALL = SeatGridSchema(), StageSchema(), CallSchema()
 _UNANSWERED = tuple(s.value for s in UNANSWERED)
+_LIVE_CALLS = (*_UNANSWERED, "active")
+_NOBODY = json.dumps({})
 
 
 @contextmanager
@@ -248,6 +250,22 @@ class Store:
             rows = conn.execute(select(calls.c.app_id, calls.c.call_id).where(
                 calls.c.status.in_(_UNANSWERED), calls.c.ring_deadline <= now)).all()
         return [(r.app_id, r.call_id) for r in rows]
+
+    # -- what an operator looks at ----------------------------------------------------
+    def live_rooms(self, limit: int) -> list[RoomView]:
+        """Rooms with someone present, by app and name (at most ``limit``)."""
+        with _db_errors(), self.engine.connect() as conn:
+            rows = conn.execute(select(rooms).where(rooms.c.present != _NOBODY)
+                                .order_by(rooms.c.app_id, rooms.c.name).limit(limit)).all()
+        return [_view_of(row) for row in rows]
+
+    def live_calls(self, limit: int) -> list[tuple[str, UTDCall]]:
+        """Calls ringing or active, oldest first (at most ``limit``), with their app."""
+        with _db_errors(), self.engine.connect() as conn:
+            rows = conn.execute(select(calls).where(calls.c.status.in_(_LIVE_CALLS))).all()
+        found = sorted(((row.app_id, _load_call(row)) for row in rows),
+                       key=lambda pair: pair[1].created_at)
+        return found[:limit]
 
 
 class _Retry(Exception):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from stream_core.errors import UTDStreamException
 from stream_core.machines.call import UNANSWERED
-from stream_core.models import UTDCall
+from stream_core.models import UTDCall, UTDCallStatus
 from stream_core.ports import RoomView, StorePort
 from stream_core.rooms import Room, restore_room
 
@@ -117,6 +117,17 @@ class MemoryStore:
             return [(r.app_id, r.call.call_id) for r in self._calls.values()
                     if r.call.status in UNANSWERED and r.call.ring_deadline is not None
                     and r.call.ring_deadline <= now]
+
+    def live_rooms(self, limit: int) -> list[RoomView]:
+        with self._lock:
+            found = [r.view for r in self._rooms.values() if r.view.present]
+        return sorted(found, key=lambda v: (v.app_id, v.name))[:limit]
+
+    def live_calls(self, limit: int) -> list[tuple[str, UTDCall]]:
+        with self._lock:
+            found = [(r.app_id, r.call) for r in self._calls.values()
+                     if r.call.status in UNANSWERED or r.call.status is UTDCallStatus.ACTIVE]
+        return sorted(found, key=lambda pair: pair[1].created_at)[:limit]
 
     def close(self) -> None:
         """Nothing to release: memory goes with the object."""

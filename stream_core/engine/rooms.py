@@ -95,21 +95,33 @@ class RoomService(ServiceBase):
             snapshot = self._readable(op, room_name, view, who.identity)
             return snapshot if op.answer is None else op.answer(snapshot, who.identity)
         self._limit("mutate", who.app_id, who.identity)
+        return await self._change_room(op, who.app_id, room_name, who.identity, args)
+
+    async def _change_room(self, op: Operation[Any], app_id: str, room_name: str,
+                           actor: str | None, args: dict[str, Any]) -> Any:
+        """Run the room method of ``op`` as ``actor``, who must be present; ``None`` is an
+        operator, who acts as the room's host would (the host need not be present)."""
 
         def change(room: Room | None) -> tuple[Room, tuple[list[Effect], Any, str]]:
             if room is None:
                 raise UTDStreamException.not_found(f"no room {room_name!r}")
             _check_kind(op, room_name, room)
-            room.presence.require_present(who.identity)
-            effects: list[Effect] = getattr(room, op.name)(who.identity, **args)
+            who = actor
+            if who is None:
+                who = room.host
+                if who is None:
+                    raise UTDStreamException.illegal(f"room {room_name!r} has no host")
+            else:
+                room.presence.require_present(who)
+            effects: list[Effect] = getattr(room, op.name)(who, **args)
             snapshot = room.snapshot()
-            answer = snapshot if op.answer is None else op.answer(snapshot, who.identity)
+            answer = snapshot if op.answer is None else op.answer(snapshot, who)
             return room, (effects, answer, state_json(room))
 
-        lk_name = livekit_room_name(who.app_id, room_name)
-        async with self._locks.hold((who.app_id, room_name)):  # media sees commit order
+        lk_name = livekit_room_name(app_id, room_name)
+        async with self._locks.hold((app_id, room_name)):  # media sees commit order
             effects, answer, state = await self._store(
-                self.store.mutate_room, who.app_id, room_name, lk_name, change)
+                self.store.mutate_room, app_id, room_name, lk_name, change)
             await self._tell(lk_name, effects)
             await self._push(lk_name, state)
         return answer

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from stream_core.engine.base import Caller
-from stream_core.engine.rooms import RoomService
+from stream_core.engine.operators import OperatorService
 from stream_core.engine.webhooks import WebhookService
 from stream_core.errors import UTDStreamException
 from stream_core.operations import Credentials, Operation, Target
@@ -23,8 +23,8 @@ __all__ = ["EngineService", "Caller"]
 R = TypeVar("R")
 
 
-class EngineService(RoomService, WebhookService):
-    """Rooms, calls and webhooks of every configured app."""
+class EngineService(OperatorService, WebhookService):
+    """Rooms, calls and webhooks of every configured app, and what operators may do."""
 
     async def run(self, op: Operation[R], bearer: str | None, args: dict[str, Any]) -> R:
         """Prove the caller (bearer or app credentials), then :meth:`perform`."""

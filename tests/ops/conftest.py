@@ -39,6 +39,7 @@ async def engine_client(tmp_path: Path) -> AsyncIterator[EngineClient]:
         await client.close()
 
 
-def token_body(identity: str, room: str, *, role: str = "audience") -> dict[str, Any]:
+def token_body(identity: str, room: str, *, role: str = "audience",
+               stream_type: str = "audio_room", **more: Any) -> dict[str, Any]:
     return {"app_id": "a", "app_key": "k", "identity": identity, "room_name": room,
-            "stream_type": "audio_room", "role": role}
+            "stream_type": stream_type, "role": role, **more}

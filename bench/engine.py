@@ -19,13 +19,13 @@ import aiohttp
 from stream_core.engine.settings import AppConfig
 from stream_devstack.stack import LocalStack
 
-__all__ = ["TITLE", "run"]
+__all__ = ["TITLE", "run", "rate", "Op"]
 
 TITLE = "Engine throughput (real engine + livekit-server + SQLite, loopback)"
 Op = Callable[[aiohttp.ClientSession, int], Awaitable[None]]
 
 
-async def _rate(op: Op, *, seconds: float, concurrency: int) -> float:
+async def rate(op: Op, *, seconds: float, concurrency: int) -> float:
     """Completed operations per second with ``concurrency`` workers for ``seconds``."""
     done = 0
     stop_at = time.perf_counter() + seconds
@@ -89,7 +89,7 @@ async def _measure(stack: LocalStack, seconds: float, concurrency: int,
     results: dict[str, list[float]] = {"hello": [], "mint": [], "pair": []}
     for _ in range(trials):
         for name, op in (("hello", hello), ("mint", mint), ("pair", take_leave)):
-            results[name].append(await _rate(op, seconds=seconds, concurrency=concurrency))
+            results[name].append(await rate(op, seconds=seconds, concurrency=concurrency))
     ceiling = statistics.median(results["hello"])
     rows = []
     for name, label in (("hello", "GET /healthz (hello-world ceiling)"),

@@ -29,6 +29,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
+
+from bench.engine import Op, rate
 from livekit import api as lk_api
 
 from stream_core.engine.settings import AppConfig
@@ -47,7 +49,6 @@ FILL_CONCURRENCY = 16
 WEBHOOKS = 40
 SEAT_ROOMS = 50
 UNLIMITED = "0/1"  # a rate of 0: no limit
-Op = Callable[[aiohttp.ClientSession, int], Awaitable[None]]
 
 
 class Target:
@@ -78,19 +79,8 @@ async def _expect(response: aiohttp.ClientResponse) -> Any:
 
 
 async def _rate(op: Op, *, seconds: float = SECONDS, concurrency: int = CONCURRENCY) -> float:
-    """Completed operations per second with ``concurrency`` workers for ``seconds``."""
-    done = 0
-    stop_at = time.perf_counter() + seconds
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
-        async def worker(w: int) -> None:
-            nonlocal done
-            while time.perf_counter() < stop_at:
-                await op(http, w)
-                done += 1
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
-        return done / (time.perf_counter() - start)
+    """Completed operations per second (the engine benchmark's loop, with this one's sizes)."""
+    return await rate(op, seconds=seconds, concurrency=concurrency)
 
 
 def _hello(target: Target) -> Op:

@@ -117,6 +117,7 @@ class LiveKitMedia(MediaView):
         self._room: rtc.Room | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._held: list[tuple[EventTypes, tuple[Any, ...]]] | None = None
+        self._teardown: asyncio.Task[None] | None = None  # see _watch_teardown
         self._published: dict[str, _Published] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._retiring: set[asyncio.Task[None]] = set()
@@ -183,6 +184,7 @@ class LiveKitMedia(MediaView):
         for stream in list(self._frame_streams):
             stream.end("disconnected")
         room, self._room, self._held = self._room, None, None
+        self._stop_watching_teardown()
         published = list(self._published.values())
         self._published.clear()
         for track in published:
@@ -371,6 +373,7 @@ class LiveKitMedia(MediaView):
     def _lost(self) -> None:
         """The server ended our session: drop the room and stop our feeds (tracked)."""
         self._room = None
+        self._stop_watching_teardown()
         for track in self._published.values():
             self._retire(track, None)
         self._published.clear()
@@ -411,10 +414,40 @@ class LiveKitMedia(MediaView):
     def _on_rtc(self, room: rtc.Room, name: EventTypes, *args: Any) -> None:
         if room is not self._room:
             return  # a room we left: stale by construction
+        if name == "connection_state_changed" and args[0] == rtc.ConnectionState.CONN_DISCONNECTED:
+            self._watch_teardown(room)
         if self._held is not None:
             self._held.append((name, args))
             return
         self._dispatch(name, args)
+
+    def _watch_teardown(self, room: rtc.Room) -> None:
+        """Make sure a room rtc reports DISCONNECTED ends up DISCONNECTED here too.
+
+        ``disconnected`` (the event with the reason, which is what we act on) can be lost:
+        when ``Room.disconnect()`` is called on the rtc room directly, rtc (1.2.1) forwards
+        the state change but may stop its event loop before the ``disconnected`` event, and
+        its own fallback emits that only if the state had not flipped yet. We then stayed
+        CONNECTED on a dead room for good (the random walk's last divergence). So when rtc's
+        event loop ends and the room is still ours, it was left from the client side.
+        """
+        listener: asyncio.Task[None] | None = getattr(room, "_task", None)
+        if listener is None or self._teardown is not None:
+            return
+        self._teardown = asyncio.get_running_loop().create_task(
+            self._after_teardown(room, listener), name="utd-livekit-teardown")
+
+    async def _after_teardown(self, room: rtc.Room, listener: asyncio.Task[None]) -> None:
+        await asyncio.wait({listener})
+        self._teardown = None
+        if room is self._room and self._state is not ConnectionState.DISCONNECTED:
+            logger.info("rtc ended its room without a 'disconnected' event: taken as left")
+            self._on_rtc(room, "disconnected", rtc.DisconnectReason.CLIENT_INITIATED)
+
+    def _stop_watching_teardown(self) -> None:
+        watch, self._teardown = self._teardown, None
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
 
     def _dispatch(self, name: EventTypes, args: tuple[Any, ...]) -> None:
         try:

@@ -294,3 +294,24 @@ async def test_the_underlying_rtc_room_is_reachable_while_connected(room: Room) 
     assert media.rtc_room.local_participant.identity == "raw-access"
     await media.disconnect()
     assert media.rtc_room is None
+
+
+async def test_an_rtc_room_disconnected_directly_is_seen_as_left_every_time(room: Room) -> None:
+    """rtc may drop its ``disconnected`` event when its room is disconnected directly (the
+    state change comes, the event does not); the adapter must still end DISCONNECTED, not
+    stay CONNECTED on a dead room (the random walk's divergence: a member that stayed
+    "connected" with a stale mirror). Several rounds, since rtc loses the event by a race."""
+    media = LiveKitMedia()
+    events = Events(media)
+    for attempt in range(8):
+        await room.join("dropped", "microphone", media=media)
+        await media.set_microphone(True)
+        rtc_room = media.rtc_room
+        assert rtc_room is not None
+        await rtc_room.disconnect()
+        left = await events.wait_for(lambda e: isinstance(e, ConnectionStateChanged)
+                                     and e.state is ConnectionState.DISCONNECTED)
+        assert left == ConnectionStateChanged(ConnectionState.DISCONNECTED, "client_initiated"), \
+            attempt
+        assert media.connection_state is ConnectionState.DISCONNECTED and media.rtc_room is None
+        events.seen.clear()

@@ -18,6 +18,7 @@ import pytest
 
 from stream_core import Rejoined, UTDStreamException
 from stream_core.engine.settings import AppConfig
+from stream_core.names import livekit_room_name
 from stream_devstack.stack import LocalStack
 from stream_engine.livekit_control import LiveKitControl
 from tests.fidelity.world import World
@@ -25,9 +26,10 @@ from tests.support import require_livekit_binary
 
 pytestmark = [pytest.mark.livekit, pytest.mark.engine, pytest.mark.slow]
 
-#: LiveKit v1.13.5 closes a participant whose connection died without a goodbye after
-#: its departure timeout (20 s, not configured by the devstack); the issue's bound adds 1 s.
-DEPARTURE_TIMEOUT = 20.0
+#: LiveKit v1.13.5 closes a participant whose connection died without a goodbye when its
+#: ICE transport fails (10 s disconnected + 5 s failed, hard-coded, and its signal timeout);
+#: a seat still held after this long is a failure whatever LiveKit did.
+LIVEKIT_DETECTION_CEILING = 40.0
 
 
 @pytest.fixture
@@ -110,25 +112,38 @@ async def test_operations_succeed_again_soon_after_the_engine_is_killed(world):
     assert failed_in < 1.0 and ok < 15.0
 
 
-@pytest.mark.xfail(strict=False, reason="measured 21.0 s, at the 21 s bound: LiveKit's own "
-                   "detection takes ~20 s and the webhook and the push come after it; "
-                   "meeting the bound reliably needs a shorter departure timeout")
-async def test_a_dropped_participants_seat_is_freed_within_the_departure_timeout(world):
+async def test_a_dropped_participants_seat_is_freed_within_a_second_of_livekits_departure(
+        world):
+    """The issue's bound is LiveKit's departure of a participant that died without a
+    goodbye, plus one second. LiveKit's own detection (its ICE timeouts, ~15-20 s, hard-coded
+    in v1.13.5) is not ours to shorten, so it is measured here as what it is (the moment
+    LiveKit stops listing the participant) and the product's part after it (webhook,
+    engine, push to every session) must take at most one second."""
     host, stack = world.host.audio, world.stack
+    lk_room = livekit_room_name(stack.app.app_id, world.audio_room)
     bot = subprocess.Popen(
         [sys.executable, "-m", "adapters.entrypoints.cli", "join", "--base-url",
          stack.base_url, "--app-id", stack.app.app_id, "--app-key", stack.app.app_key,
          "--identity", "bot", "audio-room", world.audio_room, "--seat", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def livekit_departure() -> float:
+        while any(p.identity == "bot" for p in await world.control.list_participants(lk_room)):
+            await asyncio.sleep(0.05)
+        return time.monotonic()
     try:
         await host.seats.wait_for(lambda g: g is not None and g.seat_of("bot") == 2, 30)
         killed = time.monotonic()
         os.kill(bot.pid, signal.SIGKILL)  # no goodbye: only LiveKit can notice
+        departed = asyncio.ensure_future(livekit_departure())
         await host.seats.wait_for(lambda g: g is not None and g.seat_of("bot") is None,
-                                  DEPARTURE_TIMEOUT + 1.0, what="the seat to be freed")
-        freed = time.monotonic() - killed
-        print(f"\ndropped participant (kill -9): seat freed {freed:.2f} s after the drop "
-              f"(bound: departure timeout {DEPARTURE_TIMEOUT:g} s + 1 s)")
+                                  LIVEKIT_DETECTION_CEILING, what="the seat to be freed")
+        freed = time.monotonic()
+        gone = await asyncio.wait_for(departed, 5)
+        print(f"\ndropped participant (kill -9): LiveKit let it go {gone - killed:.2f} s after "
+              f"the drop, its seat was freed {freed - killed:.2f} s after it "
+              f"({freed - gone:+.2f} s after LiveKit; bound +1 s)")
+        assert freed - gone <= 1.0
     finally:
         if bot.poll() is None:
             bot.kill()

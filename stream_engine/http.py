@@ -22,7 +22,7 @@ from stream_core.engine.service import EngineService
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.operations import OPERATIONS, Credentials, Operation
 from stream_core.ports import ControlPort, WebhookEvent
-from stream_core.wire import dump, load
+from stream_core.wire import dump, load, schema_of
 
 from stream_engine.bearers import JwtBearers
 from stream_engine.config import EngineConfig
@@ -94,7 +94,7 @@ async def _body(request: web.Request, op: Operation[Any]) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise UTDStreamException("body must be a JSON object", status_code=400,
                                  code=ErrorCode.INVALID_ARGUMENT, field="body")
-    loaded: dict[str, Any] = load(op.request(), payload)
+    loaded: dict[str, Any] = load(schema_of(op.request), payload)
     return loaded
 
 
@@ -147,7 +147,7 @@ def _answer(op: Operation[Any], result: Any) -> web.Response:
         return web.json_response({"ok": True})
     if op.envelope is not None:
         result = {op.envelope: result}
-    return web.json_response(dump(op.response(), result))
+    return web.json_response(dump(schema_of(op.response), result))
 
 
 def _handler(op: Operation[Any]) -> Handler:

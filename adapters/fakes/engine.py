@@ -39,7 +39,7 @@ from stream_core.names import livekit_room_name
 from stream_core.models import UTDCall
 from stream_core.operations import Credentials, Operation
 from stream_core.ports import BearerPort, EnginePort, WebhookEvent
-from stream_core.wire import dump, load
+from stream_core.wire import dump, load, schema_of
 
 __all__ = ["FakeEngine", "FakeBearers", "Limiter"]
 
@@ -116,14 +116,14 @@ class FakeEngine:
         loaded: dict[str, Any] = {p: str(values.pop(p)) for p in op.path_params}
         loaded.update({n: float(values.pop(n)) for n, _ in op.query if n in values})
         if op.request is not None:
-            loaded.update(load(op.request(), json.loads(json.dumps(values, default=_wire))))
+            loaded.update(load(schema_of(op.request), json.loads(json.dumps(values, default=_wire))))
         elif values:
             raise TypeError(f"{op.name} takes no {sorted(values)}")
         result: Any = self._on_loop(self.service.run(op, user_token, loaded), timeout=None)
         if result is None or op.response is None:
             return result  # type: ignore[no-any-return]
-        wired = dump(op.response(), {op.envelope: result} if op.envelope else result)
-        answer: Any = load(op.response(), json.loads(json.dumps(wired)))
+        wired = dump(schema_of(op.response), {op.envelope: result} if op.envelope else result)
+        answer: Any = load(schema_of(op.response), json.loads(json.dumps(wired)))
         return answer[op.envelope] if op.envelope else answer  # type: ignore[no-any-return]
 
     def close(self) -> None:

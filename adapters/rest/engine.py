@@ -92,7 +92,7 @@ class RestEngine:
             body = {k: v.value if isinstance(v, enum.Enum) else v for k, v in values.items()}
         elif values:
             raise TypeError(f"{op.name} takes no {sorted(values)}")
-        answer = self._request(op.http, path, op.response() if op.response else None,
+        answer = self._request(op.http, path, wire.schema_of(op.response) if op.response else None,
                                bearer=bearer, json=body, params=params or None, base=base,
                                read_timeout=read_timeout)
         if op.envelope is not None and answer is not None:
@@ -156,7 +156,7 @@ def _raise_for(response: requests.Response) -> None:
             retry_after = None
     code, message, field = "http_error", response.reason or "error", None
     try:
-        error = wire.load(wire.ErrorSchema(), response.json())["error"]
+        error = wire.load(wire.schema_of(wire.ErrorSchema), response.json())["error"]
         code, message, field = error["code"], error["message"], error.get("field")
     except (ValueError, UTDStreamException):
         pass

@@ -11,6 +11,7 @@ rows of the identities it involves and writes back whoever moved between the two
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from stream_core.models import UTDStreamType
+from stream_engine.group_commit import GroupCommit
 from stream_engine.schema import presence, rooms
 
 __all__ = ["Audience", "load_involved", "write_moves"]
@@ -65,10 +67,45 @@ def _upsert(conn: Connection, app_id: str, name: str, identity: str,
                                              name=display))
 
 
+@dataclass(frozen=True, slots=True)
+class _Join:
+    app_id: str
+    name: str
+    identity: str
+    display: str | None
+    decide: Callable[[UTDStreamType, bool], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _RoomFacts:
+    """What an audience join needs of its room's row."""
+
+    kind: UTDStreamType
+    members: frozenset[str]
+    banned: frozenset[str]
+    version: int
+
+
+def _room_facts(conn: Connection, app_id: str, name: str) -> _RoomFacts | None:
+    row = conn.execute(_locked(select(rooms.c.kind, rooms.c.banned, rooms.c.present,
+                                      rooms.c.snapshot)
+                               .where(rooms.c.app_id == app_id, rooms.c.name == name),
+                               conn)).first()
+    if row is None:
+        return None
+    return _RoomFacts(UTDStreamType.AUDIO_ROOM if row.kind == "seats" else
+                      UTDStreamType.LIVE_STREAM, frozenset(json.loads(row.present)),
+                      frozenset(json.loads(row.banned)),
+                      int(json.loads(row.snapshot).get("version", 0)))
+
+
 class Audience:
     """The store's audience operations (mixed into the store; see the module's doc)."""
 
     engine: Engine
+
+    def __init__(self) -> None:
+        self._joins: GroupCommit[_Join, int | None] = GroupCommit(self._commit_joins)
 
     def _db(self) -> Any:
         raise NotImplementedError
@@ -78,19 +115,30 @@ class Audience:
         """Add ``identity`` to the room's audience if ``decide(kind, banned)`` lets it; the
         room's state version (what the joiner should find pushed), or None if the room must
         change instead (it does not exist yet, or ``identity`` is one of its members, whose
-        join the room itself records)."""
+        join the room itself records). Concurrent joins share a transaction
+        (:mod:`stream_engine.group_commit`)."""
+        return self._joins.submit(_Join(app_id, name, identity, display, decide))
+
+    def _commit_joins(self, batch: list[_Join]) -> list[int | None | BaseException]:
+        out: list[int | None | BaseException] = []
         with self._db(), self.engine.begin() as conn:
-            row = conn.execute(_locked(select(rooms.c.kind, rooms.c.banned, rooms.c.present,
-                                              rooms.c.snapshot)
-                                       .where(rooms.c.app_id == app_id, rooms.c.name == name),
-                                       conn)).first()
-            if row is None or identity in json.loads(row.present):
-                return None
-            decide(UTDStreamType.AUDIO_ROOM if row.kind == "seats" else
-                   UTDStreamType.LIVE_STREAM, identity in json.loads(row.banned))
-            _upsert(conn, app_id, name, identity, display)
-        version: int = json.loads(row.snapshot).get("version", 0)
-        return version
+            rooms_seen: dict[tuple[str, str], _RoomFacts | None] = {}
+            for join in batch:
+                key = (join.app_id, join.name)
+                if key not in rooms_seen:
+                    rooms_seen[key] = _room_facts(conn, *key)
+                facts = rooms_seen[key]
+                if facts is None or join.identity in facts.members:
+                    out.append(None)
+                    continue
+                try:
+                    join.decide(facts.kind, join.identity in facts.banned)
+                except Exception as exc:  # this joiner is refused; the others go on
+                    out.append(exc)
+                    continue
+                _upsert(conn, join.app_id, join.name, join.identity, join.display)
+                out.append(facts.version)
+        return out
 
     def leave_audience(self, app_id: str, name: str, identity: str) -> bool | None:
         """Remove ``identity`` from the audience: True if it was there, False if it is a

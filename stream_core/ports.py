@@ -117,6 +117,7 @@ class WebhookEvent:
     hidden: bool = False
     can_publish: bool = False
     sources: frozenset[str] = frozenset()
+    created_at: float = 0.0  # when the media server made it (Unix seconds, whole); 0 unknown
     seq: int = 0
 
 

@@ -219,7 +219,8 @@ async def _handle_webhook(service: EngineService, event: lk_api.WebhookEvent) ->
         replaced=reason == lk_api.DisconnectReason.DUPLICATE_IDENTITY,
         hidden=granted.hidden, can_publish=granted.can_publish,
         sources=frozenset(SOURCE_BY_VALUE.get(s, "unknown")
-                          for s in granted.can_publish_sources))
+                          for s in granted.can_publish_sources),
+        created_at=float(event.created_at))  # LiveKit's clock, whole seconds (0: not sent)
     if not await service.receive(recorded):
         _log.info("webhook %s replayed: ignored", recorded.event_id)
 

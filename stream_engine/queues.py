@@ -116,7 +116,8 @@ class Queues:
         data = json.dumps({"event": event.event, "identity": event.identity, "sid": event.sid,
                            "replaced": event.replaced, "hidden": event.hidden,
                            "can_publish": event.can_publish,
-                           "sources": sorted(event.sources)}, ensure_ascii=False)
+                           "sources": sorted(event.sources), "created_at": event.created_at},
+                          ensure_ascii=False)
         with self._db():
             try:
                 with self.engine.begin() as conn:
@@ -140,7 +141,9 @@ class Queues:
             d = json.loads(r.data)
             found.append(WebhookEvent(r.event_id, d["event"], r.room, d["identity"], d["sid"],
                                       d["replaced"], d["hidden"], d["can_publish"],
-                                      frozenset(d["sources"]), r.seq))
+                                      frozenset(d["sources"]),
+                                      created_at=d.get("created_at", 0.0),  # 0: kept before
+                                      seq=r.seq))
         return found
 
     def webhook_applied(self, seq: int) -> None:

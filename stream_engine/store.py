@@ -51,6 +51,10 @@ _SEATS, _STAGE, _CALL = SeatGridSchema(), StageSchema(), CallSchema()
 _UNANSWERED = tuple(s.value for s in UNANSWERED)
 _LIVE_CALLS = (*_UNANSWERED, "active")
 _NOBODY = json.dumps({})
+#: the key of the members' admission times and connections in a room's ``snapshot``
+#: document (beside the wire fields, which never carry it; the schemas exclude it on load;
+#: a room stored before it was kept has none, and restores with none)
+_SEEN = "_seen"
 
 
 @contextmanager
@@ -153,6 +157,7 @@ class Store(Queues, Audience):
                     kept = write_moves(conn, app_id, name, before, room.presence.present,
                                        members(room.snapshot()))
                     room.presence.present = kept  # the audience lives in its own rows
+                    room.presence.keep_seen(kept)
                     values = _room_values(room)
                     write_effects(conn, effects(result))
                     if row is not None and all(values[k] == getattr(row, k) for k in values):
@@ -342,21 +347,25 @@ def _room_values(room: Room) -> dict[str, Any]:
     snapshot = room.snapshot()
     schema = _SEATS if isinstance(room, SeatRoom) else _STAGE
     return {"kind": "seats" if isinstance(room, SeatRoom) else "stage",
-            "snapshot": json.dumps(dump(schema, snapshot)),
+            "snapshot": json.dumps({**dump(schema, snapshot), _SEEN: room.presence.seen()}),
             "present": json.dumps(room.presence.present),
             "banned": json.dumps(sorted(room.presence.banned))}
 
 
-def _view_of(row: Any) -> RoomView:
+def _view_of(row: Any, document: dict[str, Any] | None = None) -> RoomView:
     schema = _SEATS if row.kind == "seats" else _STAGE
-    snapshot: UTDSeatGrid | UTDStage = schema.load(json.loads(row.snapshot))
+    fields = dict(json.loads(row.snapshot) if document is None else document)
+    fields.pop(_SEEN, None)
+    snapshot: UTDSeatGrid | UTDStage = schema.load(fields)
     return RoomView(row.app_id, row.name, row.livekit_name, snapshot, json.loads(row.present),
                     frozenset(json.loads(row.banned)))
 
 
 def _load_room(row: Any) -> Room:
-    view = _view_of(row)
-    return restore_room(view.snapshot, dict(view.present), set(view.banned))
+    document = json.loads(row.snapshot)
+    view = _view_of(row, document)
+    return restore_room(view.snapshot, dict(view.present), set(view.banned),
+                        document.get(_SEEN))
 
 
 def _unavailable(exc: SQLAlchemyError) -> UTDStreamException:

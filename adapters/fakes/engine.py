@@ -88,6 +88,7 @@ class FakeEngine:
         self.sfu = sfu
         self.app_id, self._app_key = app_id, app_key
         self.store = MemoryStore(clock)
+        self._clock = clock
         self._event_ids = itertools.count(1)
         self.control = FakeControl(sfu)
         self.bearers: BearerPort = FakeBearers()
@@ -100,8 +101,8 @@ class FakeEngine:
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-engine",
                                         daemon=True)
         self._thread.start()
-        self._webhooks: asyncio.Queue[SfuWebhook | asyncio.Event] = self._on_loop(
-            _make_queue())
+        self._webhooks: asyncio.Queue[tuple[SfuWebhook, float] | asyncio.Event] = \
+            self._on_loop(_make_queue())
         self._worker: asyncio.Task[None] = self._on_loop(_spawn(self._handle_webhooks()))
         self._unhook = sfu.add_webhook(self._on_webhook)
         self._closed = False
@@ -163,8 +164,11 @@ class FakeEngine:
         return future.result(timeout)
 
     def _on_webhook(self, hook: SfuWebhook) -> None:
+        """Stamped as it happens, in whole seconds, as LiveKit stamps ``createdAt`` (the
+        SFU and the engine share ``clock``: synchronized clocks)."""
         if not self._closed:
-            self._loop.call_soon_threadsafe(self._webhooks.put_nowait, hook)
+            self._loop.call_soon_threadsafe(self._webhooks.put_nowait,
+                                            (hook, float(int(self._clock()))))
 
     async def _stop_worker(self) -> None:
         self._worker.cancel()
@@ -174,16 +178,17 @@ class FakeEngine:
     async def _handle_webhooks(self) -> None:
         """One webhook at a time, in the order the SFU sent them (as LiveKit does per room)."""
         while True:
-            hook = await self._webhooks.get()
-            if isinstance(hook, asyncio.Event):
-                hook.set()
+            item = await self._webhooks.get()
+            if isinstance(item, asyncio.Event):
+                item.set()
                 continue
+            hook, created_at = item
             try:
-                await self._webhook(hook)
+                await self._webhook(hook, created_at)
             except UTDStreamException as exc:  # what the server would answer LiveKit with
                 _log.warning("webhook %s for %s refused: %s", hook.event, hook.room, exc)
 
-    async def _webhook(self, hook: SfuWebhook) -> None:
+    async def _webhook(self, hook: SfuWebhook, created_at: float) -> None:
         """Hand the SFU's event to the service's inbox, as the server's endpoint does."""
         granted = hook.permissions
         await self.service.receive(WebhookEvent(
@@ -192,7 +197,8 @@ class FakeEngine:
             replaced=hook.reason == "duplicate_identity",
             hidden=granted.hidden if granted else False,
             can_publish=granted.can_publish if granted else False,
-            sources=frozenset(granted.sources) if granted else frozenset()))
+            sources=frozenset(granted.sources) if granted else frozenset(),
+            created_at=created_at))
 
     def _require_open(self) -> None:
         if self._closed:
@@ -203,7 +209,7 @@ async def _spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     return asyncio.get_running_loop().create_task(coro, name="fake-engine-webhooks")
 
 
-async def _make_queue() -> asyncio.Queue[SfuWebhook | asyncio.Event]:
+async def _make_queue() -> asyncio.Queue[tuple[SfuWebhook, float] | asyncio.Event]:
     return asyncio.Queue()
 
 

@@ -12,8 +12,8 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stream_core.errors import UTDStreamException
 from stream_core.machines.call import UNANSWERED
@@ -37,6 +37,7 @@ class _RoomRow:
     view: RoomView
     room: Room  # the live object: only ever touched under the store's lock
     version: int
+    seen: dict[str, list[Any]] = field(default_factory=dict)  # its members', as committed
 
 
 @dataclass(slots=True)
@@ -87,12 +88,14 @@ class MemoryStore:
                 room, result = change(None if row is None else row.room)
             except BaseException:
                 if row is not None:  # never keep an object a refused change touched
-                    row.room = _rebuild(row.view)
+                    row.room = _rebuild(row.view, row.seen)
                 raise
-            view = RoomView(app_id, name, livekit_name, room.snapshot(),
+            snapshot = room.snapshot()
+            room.presence.keep_seen(members(snapshot))  # as the SQL store keeps them
+            view = RoomView(app_id, name, livekit_name, snapshot,
                             dict(room.presence.present), frozenset(room.presence.banned))
             self._rooms[(app_id, name)] = _RoomRow(view, room, 1 if row is None else
-                                                   row.version + 1)
+                                                   row.version + 1, room.presence.seen())
             self._room_names[livekit_name] = (app_id, name)
             self._queue(effects(result))
             self._updated[livekit_name] = self._clock()
@@ -262,8 +265,8 @@ class MemoryStore:
         return row
 
 
-def _rebuild(view: RoomView) -> Room:
-    return restore_room(view.snapshot, dict(view.present), set(view.banned))
+def _rebuild(view: RoomView, seen: dict[str, list[Any]]) -> Room:
+    return restore_room(view.snapshot, dict(view.present), set(view.banned), seen)
 
 
 def _stored(call: UTDCall) -> UTDCall:

@@ -98,6 +98,7 @@ class RoomService(ServiceBase):
             before = room.version
             effects = admit(room, identity, stream_type=kind, as_host=role == "host",
                             name=name, seat_count=seat_count, seat_mode=seat_mode)
+            room.presence.minted(identity, self._clock())  # older leaves are stale
             return room, (effects, room.publish_sources(identity), state_json(room), fresh,
                           room.version != before, room.version)
 
@@ -166,6 +167,7 @@ class RoomService(ServiceBase):
                     raise UTDStreamException.illegal(f"room {room_name!r} has no host")
             else:
                 room.presence.require_present(who)
+                room.presence.acted(who, self._clock())  # a viewer stepping in is admitted
             effects: list[Effect] = getattr(room, op.name)(who, **args)
             snapshot = room.snapshot()
             answer = snapshot if op.answer is None else op.answer(snapshot, who)

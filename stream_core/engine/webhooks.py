@@ -11,6 +11,13 @@ its call; a participant who arrives with a token minted before a change is admit
 visible) with its grant brought up to date, or removed if it was banned since. The leave
 of a connection that a newer one replaced (same identity, another device or a reconnect)
 frees nothing.
+
+A leave is judged by the connection that left, not by the identity: it frees nothing of a
+member whose latest connection seen joining is another one (a late or reordered leave),
+nor of a member admitted again after the leave was made (its ``createdAt``, the media
+server's clock, at least a second before the engine's clock at the admission: the two
+clocks are assumed synchronized, LiveKit's time has whole seconds). A replayed event is
+refused by its id when recorded. A viewer holds nothing here: its leave is taken as it is.
 """
 
 from __future__ import annotations
@@ -79,11 +86,17 @@ class WebhookService(CallService):
 
     # -- the events -----------------------------------------------------------------
     async def participant_left(self, livekit_room: str, identity: str, *,
-                               sid: str = "", replaced: bool = False) -> None:
+                               sid: str = "", replaced: bool = False,
+                               created_at: float = 0.0) -> None:
         """``replaced``: the media server closed this connection because a new one with
         the same identity joined (LiveKit's DUPLICATE_IDENTITY). LiveKit sends that leave
         *before* it has created the new connection, so asking it who is present cannot be
-        trusted to show the replacement yet: the reason decides. Other leaves ask."""
+        trusted to show the replacement yet: the reason decides. Other leaves ask.
+
+        A member's leave is then judged under the room's lock by what the room remembers
+        of it (:meth:`~stream_core.rooms.presence.Presence.stale_leave`): ``sid`` against
+        its latest connection, ``created_at`` (media-server time, 0 if unknown) against its
+        latest admission. A stale leave changes nothing."""
         if replaced or await self._replaced(livekit_room, identity, sid):
             _log.info("participant_left of a replaced session ignored (%s is still in %s)",
                       identity, livekit_room)
@@ -102,25 +115,36 @@ class WebhookService(CallService):
                 self.audience_changed(app_id, room_name, livekit_room)
             return
 
-        def change(room: Room | None) -> tuple[Room, tuple[list[Effect], str]]:
+        def change(room: Room | None) -> tuple[Room, tuple[list[Effect], str | None,
+                                                          str | None]]:
             assert room is not None  # found by its media-server name: it exists
+            stale = room.presence.stale_leave(identity, sid, created_at)
+            if stale is not None:
+                return room, ([], None, stale)
             effects = room.leave(identity)
-            return room, (effects, state_json(room))
+            return room, (effects, state_json(room), None)
 
-        await self._store(self.store.mutate_room, app_id, room_name, livekit_room, change,
-                          lambda r: effects_of(livekit_room, r[0], r[1]), [identity])
+        _, _, stale = await self._store(self.store.mutate_room, app_id, room_name,
+                                        livekit_room, change,
+                                        lambda r: effects_of(livekit_room, r[0], r[1]),
+                                        [identity])
+        if stale is not None:
+            _log.info("participant_left of %s in %s frees nothing: %s", identity,
+                      livekit_room, stale)
+            return
         await self.outbox.drain(livekit_room)
 
     async def participant_joined(self, livekit_room: str, identity: str, *,
                                  can_publish: bool, sources: frozenset[str],
-                                 hidden: bool = False) -> None:
+                                 hidden: bool = False, sid: str = "") -> None:
         """Admit a new connection: remove it if it was banned since its token was minted
         (it joined hidden, so nobody saw it), otherwise make it visible with its grant
         brought up to what the room says now (a seat or stage slot won or lost since the
         mint, when no grant could reach it). Nothing is sent when the token is right.
 
-        Decided under the room's row lock (a change that leaves the room as it is), so the
-        grant is queued in order with every other change of the room."""
+        Decided under the room's row lock (a change that only records ``sid`` as the
+        member's latest connection), so the grant is queued in order with every other
+        change of the room, and a leave applied after it is judged against it."""
         found = await self._store(self.store.room_by_livekit_name, livekit_room)
         if found is None:
             return
@@ -134,6 +158,7 @@ class WebhookService(CallService):
                 # leave of its previous connection was applied after this one began (a
                 # media server restarting answers no look-up). Presence follows the join.
                 room.join(identity)
+            room.presence.connected(identity, sid)
             wanted = room.publish_sources(identity)
             if not hidden and can_publish == bool(wanted) and (not wanted or sources == wanted):
                 return room, []
@@ -172,11 +197,11 @@ class WebhookService(CallService):
     async def _apply(self, event: WebhookEvent) -> None:
         if event.event in _LEAVES and event.identity:
             await self.participant_left(event.room, event.identity, sid=event.sid,
-                                        replaced=event.replaced)
+                                        replaced=event.replaced, created_at=event.created_at)
         elif event.event == "participant_joined" and event.identity:
             await self.participant_joined(event.room, event.identity,
                                           can_publish=event.can_publish, sources=event.sources,
-                                          hidden=event.hidden)
+                                          hidden=event.hidden, sid=event.sid)
         elif event.event == "room_finished":
             await self.room_finished(event.room)
 

@@ -6,6 +6,7 @@ permissions and push state through these functions, so the two cannot drift apar
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -65,10 +66,16 @@ def snapshot_publish_sources(snapshot: UTDSeatGrid | UTDStage,
 
 
 def restore_room(snapshot: UTDSeatGrid | UTDStage, present: dict[str, str | None],
-                 banned: set[str]) -> Room:
+                 banned: set[str], seen: Mapping[str, Sequence[Any]] | None = None) -> Room:
+    """The room a store kept; ``seen`` is its members' :meth:`Presence.seen
+    <stream_core.rooms.presence.Presence.seen>` (``None`` for a room stored without it)."""
+    room: Room
     if isinstance(snapshot, UTDSeatGrid):
-        return SeatRoom.restore(snapshot, present, banned)
-    return LiveStage.restore(snapshot, present, banned)
+        room = SeatRoom.restore(snapshot, present, banned)
+    else:
+        room = LiveStage.restore(snapshot, present, banned)
+    room.presence.restore_seen(seen)
+    return room
 
 
 def admit(room: Room, identity: str, *, stream_type: UTDStreamType, as_host: bool,

@@ -59,7 +59,7 @@ class SeatRoom:
     def leave(self, identity: str) -> list[Effect]:
         """A participant left the media room: it loses its seat, request and invitation."""
         check_identity(identity)
-        self.presence.present.pop(identity, None)
+        self.presence.forget(identity)
         if identity not in self._speakers:
             return []
         before = self.publish_sources(identity)

@@ -59,7 +59,7 @@ class LiveStage:
     def leave(self, identity: str) -> list[Effect]:
         """A participant left the media room: it loses any stage slot or raised hand."""
         check_identity(identity)
-        self.presence.present.pop(identity, None)
+        self.presence.forget(identity)
         slot = self._slots.get(identity)
         if slot is None or slot.state is StageState.HOST:
             return []

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EnginePort", "MediaPort", "ConnectOptions", "Unsubscribe", "StorePort",
            "ControlPort", "BearerPort", "RoomView", "MediaParticipant", "MediaEffect",
-           "WebhookEvent"]
+           "RoomSetup", "WebhookEvent"]
 
 Unsubscribe = Callable[[], None]
 R = TypeVar("R")
@@ -84,6 +84,20 @@ class RoomView:
     present: Mapping[str, str | None] = field(default_factory=dict)
     banned: frozenset[str] = frozenset()
     size: int | None = None  # how many are present in all, where counted (members+audience)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSetup:
+    """How the media server creates a room that a token's join finds missing.
+
+    A new room's first token carries it, so that whichever reaches the media server first,
+    the joiner's connect or the outbox's ``create``, creates the room the same way, with
+    the engine's state as its metadata: the mint need not wait for the room to exist.
+    """
+
+    metadata: str
+    max_participants: int = 0
+    empty_timeout: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,9 +224,11 @@ class ControlPort(Protocol):
         ...
 
     async def mint_token(self, *, identity: str, room: str, name: str | None,
-                         sources: frozenset[str], ttl: float, hidden: bool = False) -> str:
+                         sources: frozenset[str], ttl: float, hidden: bool = False,
+                         setup: RoomSetup | None = None) -> str:
         """A token to join ``room`` publishing exactly ``sources``; a ``hidden`` joiner is
-        invisible to the others until :meth:`set_permissions` admits it."""
+        invisible to the others until :meth:`set_permissions` admits it; ``setup``: how its
+        join creates the room if the room does not exist yet."""
         ...
     async def create_room(self, name: str, *, max_participants: int = 0,
                           empty_timeout: int | None = None, metadata: str = "") -> object: ...

@@ -20,7 +20,7 @@ import aiohttp
 from livekit import api
 
 from stream_core.errors import ErrorCode, UTDStreamException
-from stream_core.ports import ControlPort, MediaParticipant
+from stream_core.ports import ControlPort, MediaParticipant, RoomSetup
 from stream_engine.livekit_tokens import (
     SOURCE_BY_VALUE, TRACK_KIND_NAMES, TRACK_SOURCE_NAMES, mint_token, source_values,
 )
@@ -197,11 +197,20 @@ class LiveKitControl:
         return self._client_url
 
     async def mint_token(self, *, identity: str, room: str, name: str | None,
-                         sources: frozenset[str], ttl: float, hidden: bool = False) -> str:
-        """A token that lets ``identity`` publish exactly ``sources`` (none: listen only)."""
+                         sources: frozenset[str], ttl: float, hidden: bool = False,
+                         setup: RoomSetup | None = None) -> str:
+        """A token that lets ``identity`` publish exactly ``sources`` (none: listen only);
+        ``setup`` rides in it as LiveKit's ``roomConfig``, used if its join creates the
+        room."""
+        config = None
+        if setup is not None:
+            config = api.RoomConfiguration(name=room, metadata=setup.metadata,
+                                           max_participants=setup.max_participants)
+            if setup.empty_timeout is not None:
+                config.empty_timeout = setup.empty_timeout
         return mint_token(self._key, self._secret, identity=identity, room=room, name=name,
                           can_publish=bool(sources), can_publish_sources=sorted(sources),
-                          ttl_seconds=int(ttl), hidden=hidden)
+                          ttl_seconds=int(ttl), hidden=hidden, room_config=config)
 
     async def set_permissions(self, room: str, identity: str, sources: frozenset[str]) -> None:
         """Let ``identity`` publish exactly ``sources`` (none: nothing at all)."""

@@ -64,6 +64,7 @@ def mint_token(
     metadata: str | None = None,
     room_join: bool = True,
     hidden: bool = False,
+    room_config: api.RoomConfiguration | None = None,
 ) -> str:
     """Mint a participant access token (HS256 JWT) for ``room``.
 
@@ -99,4 +100,6 @@ def mint_token(
         token = token.with_name(name)
     if metadata is not None:
         token = token.with_metadata(metadata)
+    if room_config is not None:  # how this token's join creates the room, if it does
+        token = token.with_room_config(room_config)
     return token.to_jwt()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from adapters.fakes.sfu import FakeSFU, SfuWebhook
-from stream_core.ports import ControlPort, MediaParticipant
+from stream_core.ports import ControlPort, MediaParticipant, RoomSetup
 from stream_core.rooms import grant_for
 
 __all__ = ["FakeControl"]
@@ -26,9 +26,11 @@ class FakeControl:
         return self.sfu.url
 
     async def mint_token(self, *, identity: str, room: str, name: str | None,
-                         sources: frozenset[str], ttl: float, hidden: bool = False) -> str:
+                         sources: frozenset[str], ttl: float, hidden: bool = False,
+                         setup: RoomSetup | None = None) -> str:
         return self.sfu.issue_token(room=room, identity=identity, name=name,
-                                    permissions=grant_for(sources, hidden=hidden))
+                                    permissions=grant_for(sources, hidden=hidden),
+                                    setup=setup)
 
     async def create_room(self, name: str, *, max_participants: int = 0,
                           empty_timeout: int | None = None, metadata: str = "") -> None:

@@ -103,7 +103,12 @@ class FakeEngine:
         self._thread.start()
         self._webhooks: asyncio.Queue[tuple[SfuWebhook, float] | asyncio.Event] = \
             self._on_loop(_make_queue())
-        self._worker: asyncio.Task[None] = self._on_loop(_spawn(self._handle_webhooks()))
+        self._worker: asyncio.Task[None] = self._on_loop(_spawn(self._handle_webhooks(),
+                                                                "fake-engine-webhooks"))
+        # the outbox applies what no request drains (a new room is created in the
+        # background, as the server's loop does)
+        self._outbox: asyncio.Task[None] = self._on_loop(_spawn(self.service.outbox.run(),
+                                                                "fake-engine-outbox"))
         self._unhook = sfu.add_webhook(self._on_webhook)
         self._closed = False
 
@@ -171,8 +176,9 @@ class FakeEngine:
                                             (hook, float(int(self._clock()))))
 
     async def _stop_worker(self) -> None:
-        self._worker.cancel()
-        await asyncio.gather(self._worker, return_exceptions=True)
+        for task in (self._worker, self._outbox):
+            task.cancel()
+        await asyncio.gather(self._worker, self._outbox, return_exceptions=True)
         await self.service.stop_webhooks()
 
     async def _handle_webhooks(self) -> None:
@@ -205,8 +211,8 @@ class FakeEngine:
             raise UTDStreamException("this fake engine is closed", code="closed")
 
 
-async def _spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    return asyncio.get_running_loop().create_task(coro, name="fake-engine-webhooks")
+async def _spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    return asyncio.get_running_loop().create_task(coro, name=name)
 
 
 async def _make_queue() -> asyncio.Queue[tuple[SfuWebhook, float] | asyncio.Event]:

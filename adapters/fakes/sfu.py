@@ -32,6 +32,7 @@ from adapters.fakes.sfu_room import (
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.events import ConnectionState, ConnectionStateChanged
 from stream_core.models import UTDPermissions, UTDRemoteParticipant, UTDTrack
+from stream_core.ports import RoomSetup
 
 __all__ = ["FakeSFU", "FakeMedia", "Webhook", "SfuWebhook", "ROOM_FULL", "NOT_CONNECTED"]
 
@@ -64,6 +65,7 @@ class _Grant:
     identity: str
     name: str | None
     permissions: UTDPermissions
+    setup: RoomSetup | None = None  # how the join creates the room, if it must
     used: bool = False
 
 
@@ -111,11 +113,13 @@ class FakeSFU:
         self._fire(hooks)
 
     def issue_token(self, *, room: str, identity: str, name: str | None = None,
-                    permissions: UTDPermissions) -> str:
-        """A one-shot opaque token granting ``identity`` these permissions in ``room``."""
+                    permissions: UTDPermissions, setup: RoomSetup | None = None) -> str:
+        """A one-shot opaque token granting ``identity`` these permissions in ``room``
+        (which its join creates, as ``setup`` says, if it does not exist: as LiveKit does
+        with a token's ``roomConfig``)."""
         token = secrets.token_urlsafe(24)
         with self._lock:
-            self._grants[token] = _Grant(room, identity, name, permissions)
+            self._grants[token] = _Grant(room, identity, name, permissions, setup)
         return token
 
     def update_permissions(self, room: str, identity: str, permissions: UTDPermissions) -> None:
@@ -228,7 +232,10 @@ class FakeSFU:
                     else "media token was already used")
             room = self._rooms.get(grant.room)
             if room is None:
-                room = self._rooms[grant.room] = SfuRoom(grant.room)
+                setup = grant.setup
+                room = self._rooms[grant.room] = SfuRoom(grant.room) if setup is None else \
+                    SfuRoom(grant.room, max_participants=setup.max_participants,
+                            metadata=setup.metadata)
             if room.is_full_for(grant.identity):
                 raise UTDStreamException(f"room {room.name!r} is full", status_code=403,
                                          code=ROOM_FULL)

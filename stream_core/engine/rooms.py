@@ -19,7 +19,7 @@ from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.models import UTDSeatMode, UTDStreamType, UTDTokenResponse
 from stream_core.operations import Operation
 from stream_core.engine.outbox import create_effect, effects_of
-from stream_core.ports import MediaEffect, RoomView
+from stream_core.ports import MediaEffect, RoomSetup, RoomView
 from stream_core.names import check_identity, check_room_name, livekit_room_name
 from stream_core.rooms import Room, admit, new_room, room_type
 from stream_core.rooms.hosting import join_audience, room_class, snapshot_type
@@ -110,20 +110,27 @@ class RoomService(ServiceBase):
             return opened + effects_of(lk_name, effects, state if changed and not fresh
                                        else None)
 
-        _, sources, _, _, _, version = await self._store(
+        _, sources, state, fresh, _, version = await self._store(
             self.store.mutate_room, app.app_id, room_name, lk_name, change, outbox, [identity])
+        if fresh:
+            # The room is created by the outbox, in the background; the token carries the
+            # same setup, so if the joiner reaches the media server first its join creates
+            # the room with the engine's state (join = mint + connect, nothing more).
+            self.outbox.wake()
+            return await self._grant(app.app_id, identity, room_name, lk_name, name, sources,
+                                     version, setup=RoomSetup(metadata=state))
         await self.outbox.drain(lk_name)
         return await self._grant(app.app_id, identity, room_name, lk_name, name, sources,
                                  version)
 
     async def _grant(self, app_id: str, identity: str, room_name: str, lk_name: str,
-                     name: str | None, sources: frozenset[str],
-                     version: int | None) -> UTDTokenResponse:
+                     name: str | None, sources: frozenset[str], version: int | None,
+                     setup: RoomSetup | None = None) -> UTDTokenResponse:
         # hidden until the engine admits the connection (participant_joined): a banned
         # identity with an old token is removed before anyone sees it arrive
         token = await self.control.mint_token(identity=identity, room=lk_name, name=name,
                                               sources=sources, ttl=self.settings.token_ttl,
-                                              hidden=True)
+                                              hidden=True, setup=setup)
         return UTDTokenResponse(token=token, url=self.control.client_url, room_name=room_name,
                                 user_token=self.bearers.issue(app_id, identity),
                                 ws_url=self.control.client_url, state_version=version)

@@ -23,7 +23,7 @@ from stream_core.events import (
     TrackUnpublished, TrackUnsubscribed,
 )
 from stream_core.models import UTDPermissions
-from stream_core.ports import ConnectOptions, MediaPort
+from stream_core.ports import ConnectOptions, MediaPort, RoomSetup
 
 ROOM = "room-1"
 Hook = tuple[str, str, str | None]
@@ -107,6 +107,20 @@ async def test_create_room_is_idempotent_and_keeps_metadata(world: World) -> Non
     world.sfu.create_room(ROOM, metadata="second")
     alice = await world.join("alice")
     assert alice.media.room_metadata == "first"
+
+
+async def test_a_tokens_setup_creates_its_missing_room_as_livekit_does(world: World) -> None:
+    token = world.sfu.issue_token(room=ROOM, identity="alice", permissions=LISTENER,
+                                  setup=RoomSetup(metadata="state v1", max_participants=1))
+    alice = FakeMedia(world.sfu)
+    await alice.connect(world.sfu.url, token, ConnectOptions())
+    assert alice.room_metadata == "state v1"
+    world.sfu.create_room(ROOM, metadata="ignored")  # the room exists: left as it is
+    late = world.sfu.issue_token(room=ROOM, identity="bob", permissions=LISTENER)
+    with pytest.raises(UTDStreamException) as full:
+        await FakeMedia(world.sfu).connect(world.sfu.url, late, ConnectOptions())
+    assert full.value.code == "room_full"
+    await alice.disconnect()
 
 
 async def test_webhooks_report_joins_leaves_and_the_end(world: World) -> None:

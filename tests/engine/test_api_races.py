@@ -29,7 +29,7 @@ from stream_engine.config import AppConfig, EngineConfig
 from stream_core import operations as ops
 from stream_core.engine.service import Caller, EngineService
 from stream_core.errors import ErrorCode, UTDStreamException
-from stream_core.ports import MediaParticipant
+from stream_core.ports import MediaParticipant, RoomSetup
 from stream_engine.bearers import JwtBearers
 from stream_devstack.stack import LocalStack, free_port
 from stream_engine.store import Store
@@ -370,7 +370,8 @@ class NullLiveKit:
     client_url = "ws://nowhere"
 
     async def mint_token(self, *, identity: str, room: str, name: str | None,
-                         sources: frozenset[str], ttl: float, hidden: bool = False) -> str:
+                         sources: frozenset[str], ttl: float, hidden: bool = False,
+                         setup: RoomSetup | None = None) -> str:
         return f"token-{identity}"
 
     async def create_room(self, name: str, **kwargs: Any) -> None:

@@ -27,10 +27,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import jwt
 import pytest
 from livekit import api, rtc
 from livekit.rtc.participant import PublishTrackError
 
+from stream_core.ports import RoomSetup
 from stream_engine.livekit_control import LiveKitControl, LiveKitNotFound, mint_token
 from stream_devstack.livekit_binary import LiveKitServerNotFound
 from stream_devstack.livekit_process import LiveKitServer
@@ -357,6 +359,33 @@ def test_set_room_metadata_reaches_participant(livekit_server: LiveKitServer) ->
                 await _wait(changed, "room_metadata_changed")
                 assert seen == [('{"v":1}', '{"v":2}')]
                 assert room.metadata == '{"v":2}'
+
+    asyncio.run(body())
+
+
+@pytest.mark.livekit
+def test_a_tokens_setup_creates_its_missing_room_with_the_state(
+        livekit_server: LiveKitServer) -> None:
+    """What lets a new room's mint answer before the room exists: a join that reaches
+    LiveKit first creates the room from the token's ``roomConfig`` (the engine's state as
+    metadata, its cap); a later create of the existing room changes nothing."""
+    async def body() -> None:
+        room_name = _room_name("setup")
+        async with LiveKitControl(
+            livekit_server.url, livekit_server.api_key, livekit_server.api_secret
+        ) as control:
+            token = await control.mint_token(
+                identity="first", room=room_name, name=None, sources=frozenset(), ttl=60,
+                setup=RoomSetup(metadata='{"v":1}', max_participants=2))
+            room = rtc.Room()
+            async with connected(room, livekit_server.url, token):
+                assert room.metadata == '{"v":1}'
+                again = await control.create_room(room_name, metadata='{"v":1}',
+                                                  max_participants=2)
+                assert (again.metadata, again.max_participants) == ('{"v":1}', 2)
+            plain = await control.mint_token(identity="x", room=_room_name("plain"), name=None,
+                                             sources=frozenset(), ttl=60)
+            assert "roomConfig" not in jwt.decode(plain, options={"verify_signature": False})
 
     asyncio.run(body())
 

@@ -156,6 +156,10 @@ class StorePort(Protocol):
         """The room; its ``present`` holds the members and ``identity`` if present."""
         ...
     def room_by_livekit_name(self, livekit_name: str) -> tuple[str, str] | None: ...
+    def knows_room(self, app_id: str, name: str) -> bool:
+        """A hint from memory, no I/O: True if this process has seen the room exist. False
+        only costs a join the audience's shortcut (the room's own change admits anyone)."""
+        ...
     def mutate_room(self, app_id: str, name: str, livekit_name: str,
                     change: Callable[[Room | None], tuple[Room, T]],
                     effects: Callable[[T], Sequence[MediaEffect]] = _no_effects,

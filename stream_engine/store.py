@@ -103,6 +103,11 @@ class Store(Queues, Audience):
         return _db_errors()
 
     # -- rooms ----------------------------------------------------------------------
+    def knows_room(self, app_id: str, name: str) -> bool:
+        """True if this process committed or read the room (its cache): a hint, no I/O."""
+        with self._cache_lock:
+            return (app_id, name) in self._cache
+
     def read_room(self, app_id: str, name: str, identity: str | None = None
                   ) -> RoomView | None:
         """The room as committed: its members' presence, and ``identity``'s own if it is in

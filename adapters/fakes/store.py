@@ -74,6 +74,10 @@ class MemoryStore:
             row = self._rooms.get((app_id, name))
             return None if row is None else row.view
 
+    def knows_room(self, app_id: str, name: str) -> bool:
+        with self._lock:
+            return (app_id, name) in self._rooms
+
     def room_by_livekit_name(self, livekit_name: str) -> tuple[str, str] | None:
         with self._lock:
             return self._room_names.get(livekit_name)

@@ -79,8 +79,10 @@ class RoomService(ServiceBase):
                 "bearer only)", field="room_name" if room_name is None else "stream_type")
         lk_name = livekit_room_name(app.app_id, room_name)
         kind = stream_type
-        if role != "host" and seat_count is None and seat_mode is None:
-            # a plain viewer or listener: its own presence row, the room untouched
+        if role != "host" and seat_count is None and seat_mode is None \
+                and self.store.knows_room(app.app_id, room_name):
+            # a plain viewer or listener: its own presence row, the room untouched (a room
+            # this process has not seen, new most likely, goes through its own change)
             def decide(room_kind: UTDStreamType, banned: bool) -> None:
                 join_audience(room_kind, kind, banned)
 

@@ -127,7 +127,8 @@ class LiveKitMedia(MediaView):
     @property
     def rtc_room(self) -> rtc.Room | None:
         """The underlying ``livekit.rtc.Room`` while connected (the seed's ``UTDRoom.room``),
-        for apps that need what the port does not carry. Do not disconnect it directly."""
+        for apps that need what the port does not carry. Disconnecting it directly is
+        taken as leaving (``client_initiated``); the session does not rejoin by itself."""
         return self._room
 
     def __repr__(self) -> str:

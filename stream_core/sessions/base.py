@@ -176,6 +176,11 @@ class UTDSession:
     async def _enter(self, grant: UTDTokenResponse) -> None:
         """Connect with a minted grant; the room's state comes with the connection."""
         await self.room.connect(grant.ws_url or grant.url, grant.token)
+        # A new connection publishes nothing yet, whatever the last one did: a connection
+        # lost behind our back (no leave() to reset it) left its sources here, and the
+        # grants would never be followed again (the random walk: a seated member dropped
+        # and rejoined stayed silent). Set before anything awaits, so every follow sees it.
+        self._applied = _NOTHING
         await self._first_state(grant.state_version)
 
     async def _first_state(self, minted: int | None) -> None:

@@ -110,6 +110,31 @@ async def test_a_lost_room_session_rejoins_and_its_mirror_equals_the_engine(
         await host.dispose()
 
 
+async def test_a_seated_member_whose_connection_was_closed_under_it_speaks_again_on_rejoin(
+        recovering_client, sfu, engine):
+    """The media connection is closed behind the session's back (client side, so nothing
+    rejoins by itself) and its leave reaches the engine only after the app rejoined (here:
+    never; LiveKit's comes after the new connection, so it is ignored). The seat is still
+    granted, so the microphone must be published again (the random walk found it silent:
+    the session still believed the lost connection's microphone was on)."""
+    host = await recovering_client().join_audio_room("h", "closed", as_host=True, seat_count=4)
+    fan = await recovering_client().join_audio_room("fan", "closed")
+    try:
+        await fan.take_seat(1)
+        assert fan.room.media.microphone_enabled
+        engine.drain_webhooks()
+        engine._unhook()  # the leave of the closed connection never reaches the engine
+        await fan.room.media.disconnect()  # not fan.leave(): the session is not told
+        await fan.connected.wait_for(lambda c: not c, TIMEOUT)
+        await fan.rejoin()
+        assert fan.my_seat.value == 1
+        await fan.room.permissions.wait_for(lambda p: p.allows("microphone"), TIMEOUT)
+        assert fan.room.media.microphone_enabled
+    finally:
+        await fan.dispose()
+        await host.dispose()
+
+
 async def test_leave_stops_a_rejoin_in_backoff(recovering_client, sfu, engine):
     slow = RejoinPolicy(first_delay=10.0, max_delay=10.0, jitter=0.0)
     client = UTDStreamClient(app_id="test-app", app_key="test-key", engine=engine,

@@ -114,16 +114,15 @@ class RoomService(ServiceBase):
 
         _, sources, state, fresh, _, version = await self._store(
             self.store.mutate_room, app.app_id, room_name, lk_name, change, outbox, [identity])
-        if fresh:
-            # The room is created by the outbox, in the background; the token carries the
-            # same setup, so if the joiner reaches the media server first its join creates
-            # the room with the engine's state (join = mint + connect, nothing more).
-            self.outbox.wake()
-            return await self._grant(app.app_id, identity, room_name, lk_name, name, sources,
-                                     version, setup=RoomSetup(metadata=state))
+        # The room exists on the media server before anyone holds a token for it: a later
+        # joiner's token (a viewer's, minted without touching the room) creates a missing
+        # room without the engine's state. Not waiting here let such a join win the race.
         await self.outbox.drain(lk_name)
+        # If the media server could not take the create (it stays in the outbox), the first
+        # token still creates the room as the engine would.
+        setup = RoomSetup(metadata=state) if fresh else None
         return await self._grant(app.app_id, identity, room_name, lk_name, name, sources,
-                                 version)
+                                 version, setup=setup)
 
     async def _grant(self, app_id: str, identity: str, room_name: str, lk_name: str,
                      name: str | None, sources: frozenset[str], version: int | None,

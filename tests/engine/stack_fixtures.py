@@ -396,12 +396,14 @@ class EventLog:
         return record
 
     async def wait_for(self, name: str, predicate: Callable[..., bool], what: str,
-                       timeout: float = EVENT_TIMEOUT) -> tuple[Any, ...]:
+                       timeout: float = EVENT_TIMEOUT, *, since: int = 0) -> tuple[Any, ...]:
+        """The first event named ``name`` matching ``predicate``, from the ``since``-th
+        recorded on (an index into :attr:`items`)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             self._changed.clear()
-            for seen, args in self.items:
+            for seen, args in self.items[since:]:
                 if seen == name and predicate(*args):
                     return args
             remaining = deadline - loop.time()

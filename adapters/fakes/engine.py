@@ -105,8 +105,8 @@ class FakeEngine:
             self._on_loop(_make_queue())
         self._worker: asyncio.Task[None] = self._on_loop(_spawn(self._handle_webhooks(),
                                                                 "fake-engine-webhooks"))
-        # the outbox applies what no request drains (a new room is created in the
-        # background, as the server's loop does)
+        # the outbox retries what no request drained (an effect the SFU refused), as the
+        # server's loop does
         self._outbox: asyncio.Task[None] = self._on_loop(_spawn(self.service.outbox.run(),
                                                                 "fake-engine-outbox"))
         self._unhook = sfu.add_webhook(self._on_webhook)
@@ -122,7 +122,8 @@ class FakeEngine:
         loaded: dict[str, Any] = {p: str(values.pop(p)) for p in op.path_params}
         loaded.update({n: float(values.pop(n)) for n, _ in op.query if n in values})
         if op.request is not None:
-            loaded.update(load(schema_of(op.request), json.loads(json.dumps(values, default=_wire))))
+            wired_in = json.loads(json.dumps(values, default=_wire))
+            loaded.update(load(schema_of(op.request), wired_in))
         elif values:
             raise TypeError(f"{op.name} takes no {sorted(values)}")
         result: Any = self._on_loop(self.service.run(op, user_token, loaded), timeout=None)

@@ -13,8 +13,9 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -283,8 +284,12 @@ async def test_kill_9_of_a_worker_mid_burst_loses_no_committed_effect(
 # ----------------------------------------------------------------------------- (e) API cut
 
 
-async def test_kick_while_livekit_api_is_cut_stops_the_speaker_once_restored(
-        cluster: ClusterStack, apis: list[StackApi]) -> None:
+@asynccontextmanager
+async def acted_on_while_the_api_is_cut(cluster: ClusterStack, apis: list[StackApi],
+                                        action: str) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """A seated, publishing speaker (connected through node 0) whom the host (through
+    worker 1) hits with ``action`` (``seats/kick``, ``ban``) while the engines' path to
+    LiveKit's API is cut, then restored; yields (room, host, speaker), still connected."""
     room, host = await http(apis[1].audio_room, seats=2)
     speaker = await http(apis[0].join, unique("speaker"), room, "audio_room")
     rtc_room = rtc.Room()
@@ -292,11 +297,18 @@ async def test_kick_while_livekit_api_is_cut_stops_the_speaker_once_restored(
         await seated_publishing_speaker(cluster, apis, room, speaker, rtc_room)
         cluster.cut_livekit_api()
         try:
-            kicked = await http(apis[1].post, apis[1].room(room, "seats/kick"),
-                                {"identity": speaker.identity}, bearer=host.bearer)
-            assert kicked.status_code == 200, kicked.text
+            done = await http(apis[1].post, apis[1].room(room, action),
+                              {"identity": speaker.identity}, bearer=host.bearer)
+            assert done.status_code == 200, done.text
         finally:
             cluster.restore_livekit_api()
+        yield room, host, speaker
+
+
+async def test_kick_while_livekit_api_is_cut_stops_the_speaker_once_restored(
+        cluster: ClusterStack, apis: list[StackApi]) -> None:
+    async with acted_on_while_the_api_is_cut(cluster, apis, "seats/kick") as (room, host,
+                                                                               speaker):
         assert speaker.identity not in await http(seated, apis[0], host)
 
         async def silenced() -> Any:
@@ -310,19 +322,7 @@ async def test_kick_while_livekit_api_is_cut_stops_the_speaker_once_restored(
 
 async def test_ban_while_livekit_api_is_cut_disconnects_the_speaker_once_restored(
         cluster: ClusterStack, apis: list[StackApi]) -> None:
-    room, host = await http(apis[1].audio_room, seats=2)
-    speaker = await http(apis[0].join, unique("speaker"), room, "audio_room")
-    rtc_room = rtc.Room()
-    async with connected(cluster.node_urls[0], speaker.token, rtc_room):
-        await seated_publishing_speaker(cluster, apis, room, speaker, rtc_room)
-        cluster.cut_livekit_api()
-        try:
-            banned = await http(apis[1].post, apis[1].room(room, "ban"),
-                                {"identity": speaker.identity}, bearer=host.bearer)
-            assert banned.status_code == 200, banned.text
-        finally:
-            cluster.restore_livekit_api()
-
+    async with acted_on_while_the_api_is_cut(cluster, apis, "ban") as (room, _, speaker):
         async def gone() -> Any:
             views = await livekit_views(cluster, room)
             there = [n for n, v in enumerate(views) if speaker.identity in v]

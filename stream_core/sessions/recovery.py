@@ -6,6 +6,8 @@ Rules of this file:
   goes RECONNECTING then CONNECTED), the session rereads the engine's state over REST and
   makes its media follow it again: it republishes what it is granted and nothing else
   (:class:`~stream_core.events.SessionResynced`). Pushes sent while it was away may be lost.
+  While the engine is unreachable or busy (a retryable error) the resync is tried again
+  after the policy's delays, for as long as the connection stays up.
 * **Loss.** When the connection is lost for good (DISCONNECTED for any reason but the
   final ones below), the session's loss hook runs, retried after the delays of a
   :class:`RejoinPolicy` (exponential, capped, with jitter) until it succeeds, the engine
@@ -15,6 +17,8 @@ Rules of this file:
 * **Final reasons** are not losses: the app left (``client_initiated``), the server removed
   the participant (``removed``: a ban), a newer connection of the same identity replaced it
   (``duplicate_identity``), or the room was closed (``room_deleted``: the engine ended it).
+* A loss while a resync (or a rejoin's resync) is still under way cancels that work and
+  starts the recovery over: the work was bound to the connection that is gone.
 * A member the engine no longer knows (a 404 on the state read after a reconnect: the
   leave of its old connection reached the engine late) is a loss too: it joins again.
 * Only the owner's connection state drives it; it is armed when the session connects and
@@ -107,8 +111,17 @@ class Recovery:
             if previous is ConnectionState.RECONNECTING and self._armed:
                 self._start(self._resync(), "resync")
             self._armed = True
-        elif state is ConnectionState.DISCONNECTED and self._armed and not self.recovering:
+        elif state is ConnectionState.DISCONNECTED and self._armed:
             reason = self._session.room.disconnect_reason
+            if self.recovering:
+                if reason in FINAL_REASONS or previous is ConnectionState.CONNECTING:
+                    return  # the work's own disconnect, or its connect attempt failing
+                # The connection the running resync (or a rejoin's resync) works on is
+                # lost as well: that work may wait forever on the dead connection (rtc's
+                # publish never answers; the walk found a host stuck so), and no later
+                # change would start a recovery. Start over from the loss.
+                self._restart(self._recover(reason), "recover")
+                return
             if reason in FINAL_REASONS:
                 self._armed = False
                 return
@@ -122,6 +135,13 @@ class Recovery:
         self._task = task
         task.add_done_callback(self._done)
 
+    def _restart(self, work: Any, what: str) -> None:
+        """Cancel the running work (not waited for: it only awaits) and start ``work``."""
+        running, self._task = self._task, None
+        if running is not None:
+            running.cancel()
+        self._start(work, what)
+
     def _done(self, task: asyncio.Task[None]) -> None:
         if self._task is task:
             self._task = None
@@ -130,19 +150,31 @@ class Recovery:
 
     # -- the work -------------------------------------------------------------------
     async def _resync(self) -> None:
-        try:
-            publishing = await self._session._resync()
-        except UTDStreamException as exc:
-            if exc.status_code == 404 and self._session._rejoin is not None:
-                # the engine let this member go while it was away (the leave of the old
-                # connection came late): it is in LiveKit's room but not the engine's
-                _log.info("%r is no longer a member after a reconnect: rejoining",
-                          self._session)
-                await self._session.room.disconnect()
-                await self._recover("forgotten_by_engine")
-                return
-            _log.warning("resync of %r after a reconnect failed: %s", self._session, exc)
-            return
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                publishing = await self._session._resync()
+                break
+            except UTDStreamException as exc:
+                if exc.status_code == 404 and self._session._rejoin is not None:
+                    # the engine let this member go while it was away (the leave of the old
+                    # connection came late): it is in LiveKit's room but not the engine's
+                    _log.info("%r is no longer a member after a reconnect: rejoining",
+                              self._session)
+                    await self._session.room.disconnect()
+                    await self._recover("forgotten_by_engine")
+                    return
+                if not exc.is_retryable or not self._session.room.connected.value:
+                    _log.warning("resync of %r after a reconnect failed: %s", self._session,
+                                 exc)
+                    return
+                # the engine is briefly away (restarting, its database busy): the pushes
+                # missed meanwhile are only had by reading again, so try again
+                delay = self.policy.delay(attempt, self._rng.random())
+                _log.info("resync of %r failed (%s); again in %.2f s", self._session, exc,
+                          delay)
+                await asyncio.sleep(delay)
         self._emit(SessionResynced(tuple(sorted(publishing))))
 
     async def _recover(self, reason: str | None) -> None:

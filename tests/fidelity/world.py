@@ -12,6 +12,7 @@ for it and returns how long that took, or raises with the divergences.
 from __future__ import annotations
 
 import asyncio
+import collections
 import sqlite3
 import threading
 import time
@@ -36,6 +37,8 @@ __all__ = ["World", "Member", "Stats", "CONVERGE_TIMEOUT"]
 #: How long a step may take to converge before it counts as a divergence.
 CONVERGE_TIMEOUT = 20.0
 _POLL = 0.2
+#: How much of the sessions' recent events and the engine's log a divergence report shows.
+_TRACE_LINES = 60
 WALK_POLICY = RejoinPolicy(first_delay=0.2, max_delay=2.0)
 
 
@@ -77,6 +80,9 @@ class World:
         self.live_room = f"{tag}-live"
         self.members: list[Member] = []
         self.calls: list[str] = []
+        #: the sessions' recent events (connection changes, recovery), for a divergence report
+        self.trace: collections.deque[str] = collections.deque(maxlen=_TRACE_LINES)
+        self._watchers: list[asyncio.Task[None]] = []
 
     @property
     def host(self) -> Member:
@@ -93,9 +99,40 @@ class World:
                                                  seat_count=4 if n == 0 else None)
             live = await client.join_live_stream(identity, self.live_room, as_host=n == 0)
             self.members.append(Member(identity, client, audio, live))
+            self.watch(f"{identity} audio", audio)
+            self.watch(f"{identity} live", live)
         await self.host.live.go_live(with_video=False)
 
+    def watch(self, who: str, session: Any) -> None:
+        """Keep ``session``'s raw events (connection changes, recovery) in :attr:`trace`."""
+        def note(what: object) -> None:
+            self.trace.append(f"{time.strftime('%H:%M:%S')} {who}: {what}")
+
+        async def follow() -> None:
+            async for event in session.events:
+                if type(event).__name__ not in _QUIET_EVENTS:
+                    note(event)
+
+        self._watchers.append(asyncio.get_running_loop().create_task(follow()))
+
+    def report(self) -> str:
+        """Each session's connection now, the recent trace, and the engine's recent log."""
+        lines = []
+        for m in self.members:
+            for kind, session in (("audio", m.audio), ("live", m.live), ("call", m.call)):
+                if session is not None:
+                    room = session.room
+                    lines.append(f"{m.identity} {kind}: {room.connection_state.value.name} "
+                                 f"reason={room.disconnect_reason} "
+                                 f"recovering={session.recovering}")
+        engine_log = self.stack.log_path.read_text(errors="replace").splitlines()
+        return "\n  ".join(["sessions:", *lines, "recent events:", *self.trace,
+                            "engine log:", *engine_log[-_TRACE_LINES:]])
+
     async def close(self) -> None:
+        for task in self._watchers:
+            task.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
         for member in self.members:
             for session in (member.call, member.live, member.audio):
                 if session is not None:
@@ -151,7 +188,8 @@ class World:
             if not found:
                 return time.monotonic() - started
             await asyncio.sleep(_POLL)
-        raise AssertionError("diverged for %.0f s:\n  %s" % (timeout, "\n  ".join(found)))
+        raise AssertionError("diverged for %.0f s:\n  %s\n  %s" % (
+            timeout, "\n  ".join(found), self.report()))
 
     async def divergences(self) -> list[str]:
         try:
@@ -217,6 +255,11 @@ class World:
                     out.append(f"{p.identity} publishes {sorted(published)} in {lk_room}, "
                                f"should {sorted(expected)}")
         return out
+
+
+#: Events too frequent to be worth a line of the trace.
+_QUIET_EVENTS = frozenset({"ActiveSpeakersChanged", "TrackSubscribed", "TrackUnsubscribed",
+                           "DataReceived", "RoomMetadataChanged"})
 
 
 def _steady(session: Any) -> bool:

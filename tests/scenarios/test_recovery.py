@@ -4,6 +4,7 @@ reconnect, fail fast while the engine is unreachable, end a call whose room is l
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -23,15 +24,30 @@ FAST = RejoinPolicy(first_delay=0.01, max_delay=0.05)
 
 
 class SwitchableEngine:
-    """The engine port with a switch that makes it unreachable, as RestEngine reports."""
+    """The engine port with a switch that makes it unreachable, as RestEngine reports, and
+    a gate that can hold the next read of an operation (``hold``) until it is released."""
 
     def __init__(self, engine: Any) -> None:
         self.inner = engine
         self.down = False
+        self.held: dict[str, threading.Event] = {}
+        self.holding = threading.Event()
+        self.refused = threading.Event()  # set once a call was refused while down
+
+    def hold(self, op: Any) -> threading.Event:
+        """Hold the next call of ``op`` (in the caller's worker thread) until the returned
+        event is set; :attr:`holding` is set once a call waits there."""
+        gate = self.held[op.name] = threading.Event()
+        return gate
 
     def run(self, op: Any, bearer: str | None, /, **args: Any) -> Any:
         if self.down:
+            self.refused.set()
             raise UTDStreamException("the engine is unreachable", code=ErrorCode.ENGINE_UNAVAILABLE)
+        gate = self.held.pop(op.name, None)
+        if gate is not None:
+            self.holding.set()
+            gate.wait(TIMEOUT)
         return self.inner.run(op, bearer, **args)
 
     def close(self) -> None:
@@ -249,5 +265,56 @@ async def test_a_member_the_engine_let_go_during_a_reconnect_joins_again(
         assert fan.connected.value and (await fan.get_seats()).room_name == "late"
         reader.cancel()
     finally:
+        await fan.dispose()
+        await host.dispose()
+
+
+async def test_a_loss_during_a_resync_starts_the_recovery_over(recovering_client, sfu, switch,
+                                                               engine):
+    """Walk regression: LiveKit restarted twice in a row. The first restart's resync was
+    still under way (here: its state read held) when the second restart took the connection
+    away; the loss was dropped because a recovery was "already running", and that resync
+    waited on the dead connection for good: the session never came back (the live host
+    stayed disconnected, unknown to the engine, for as long as the walk looked)."""
+    host = await recovering_client().join_audio_room("h", "twice", as_host=True, seat_count=2)
+    fan = await recovering_client().join_audio_room("fan", "twice")
+    released = switch.hold(ops.GET_SEATS)
+    try:
+        seen, reader = recorder(fan)
+        lk = livekit_room_name(engine.app_id, "twice")
+        sfu.blip(lk, "fan")  # the first restart: resumed, the resync reads the state...
+        assert await asyncio.to_thread(switch.holding.wait, TIMEOUT)
+        assert fan.recovering
+        sfu.drop(lk, "fan")  # ...and the second takes the connection while it reads
+        rejoined = await wait_for_event(seen, Rejoined)
+        assert isinstance(rejoined, Rejoined) and fan.connected.value
+        assert (await fan.get_seats()).room_name == "twice"
+        reader.cancel()
+    finally:
+        released.set()
+        await fan.dispose()
+        await host.dispose()
+
+
+async def test_a_resync_while_the_engine_is_away_is_tried_again_until_it_is_back(
+        recovering_client, sfu, switch, engine):
+    """Walk finding: LiveKit resumed while the engine was restarting; the resync's read
+    failed and was given up, so a change pushed meanwhile was never seen."""
+    host = await recovering_client().join_audio_room("h", "away", as_host=True, seat_count=2)
+    fan = await recovering_client().join_audio_room("fan", "away")
+    try:
+        seen, reader = recorder(fan)
+        lk = livekit_room_name(engine.app_id, "away")
+        switch.down = True
+        sfu.blip(lk, "fan")  # resumed while the engine is away: the resync's read fails
+        assert await asyncio.to_thread(switch.refused.wait, TIMEOUT)
+        engine.run(ops.TAKE_SEAT, host._bearer, room_name="away", seat_index=0)
+        switch.down = False  # the resync that failed must be tried again
+        resynced = await wait_for_event(seen, SessionResynced)
+        assert isinstance(resynced, SessionResynced)
+        assert fan.seats.value is not None and fan.seats.value.seats[0].occupant == "h"
+        reader.cancel()
+    finally:
+        switch.down = False
         await fan.dispose()
         await host.dispose()

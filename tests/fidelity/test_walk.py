@@ -233,10 +233,6 @@ def walk_run() -> Iterator[_Run]:
 
 
 @pytest.mark.timeout(0)  # bounded by its steps; each convergence by CONVERGE_TIMEOUT
-@pytest.mark.xfail(strict=False, reason=(
-    "open divergence (issue 10), seen at 98bf5d7 in a 1,000-step soak and in 1 of 4 CI runs: "
-    "after a soft LiveKit restart the live stream's host is no longer a member for the engine "
-    "(404 on its reads for 20 s); the walk still runs every time and reports xfail or xpass"))
 def test_random_walk_keeps_every_view_equal_to_the_engine(walk_run: _Run) -> None:
     try:
         while walk_run.stats.steps < STEPS:  # examples may stop short of their step count

@@ -29,6 +29,9 @@ What differs from the fake, because LiveKit does:
 * Publishing without permission is silently ignored by the server (rtc's ``publish_track``
   fails only after ~10 s), so :meth:`set_microphone` / :meth:`set_camera` refuse locally with
   403 ``publish_denied`` when the current permissions do not allow the source.
+* rtc's ``publish_track`` may never answer when its connection dies while it waits (seen
+  after a LiveKit restart), so a publish is awaited only while its connection lives: the
+  loss of the connection ends it with 409 ``not_connected``.
 * On a server-side revoke the local SDK keeps the publication and reports nothing about it,
   so when our own ``participant_permissions_changed`` arrives the handler drops the
   disallowed tracks from the view and stops their feeds *before* ``PermissionsChanged`` is
@@ -54,7 +57,7 @@ import functools
 import logging
 from collections.abc import Collection, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from livekit import rtc
 from livekit.rtc.room import EventTypes
@@ -81,6 +84,7 @@ if TYPE_CHECKING:
 __all__ = ["LiveKitMedia", "NOT_CONNECTED"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: How long ``disconnect`` waits for background work (an abandoned connect included).
 SETTLE_TIMEOUT = 30.0
@@ -123,6 +127,7 @@ class LiveKitMedia(MediaView):
         self._retiring: set[asyncio.Task[None]] = set()
         self._publishing = asyncio.Lock()
         self._track_waiters = RemoteTrackWaiters()
+        self._gone = asyncio.Event()  # set when the current connection is lost or left
 
     @property
     def rtc_room(self) -> rtc.Room | None:
@@ -147,6 +152,7 @@ class LiveKitMedia(MediaView):
         for name in HANDLERS:
             room.on(name, functools.partial(self._on_rtc, room, name))
         self._room, self._held = room, []
+        self._gone = asyncio.Event()
         self._set_state(ConnectionState.CONNECTING)
         rtc_options = rtc.RoomOptions(auto_subscribe=options.auto_subscribe,
                                       dynacast=options.dynacast,
@@ -185,6 +191,7 @@ class LiveKitMedia(MediaView):
         for stream in list(self._frame_streams):
             stream.end("disconnected")
         room, self._room, self._held = self._room, None, None
+        self._gone.set()
         self._stop_watching_teardown()
         published = list(self._published.values())
         self._published.clear()
@@ -298,7 +305,9 @@ class LiveKitMedia(MediaView):
                                               simulcast=source == "camera")
             try:
                 with map_errors(f"publish the {source}"):
-                    publication = await room.local_participant.publish_track(track.track, options)
+                    publication = await self._while_connected(
+                        room.local_participant.publish_track(track.track, options),
+                        f"publish the {source}")
             except BaseException:
                 self._retire(track, None)
                 raise
@@ -371,8 +380,25 @@ class LiveKitMedia(MediaView):
         elif closing.exception() is not None:
             logger.warning("rtc Room.disconnect failed", exc_info=closing.exception())
 
+    async def _while_connected(self, work: Coroutine[Any, Any, T], what: str) -> T:
+        """Await ``work`` until the current connection is lost or left, then give up on
+        it (cancelled) with 409 ``not_connected``."""
+        task, gone = asyncio.ensure_future(work), asyncio.ensure_future(self._gone.wait())
+        try:
+            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # our caller was cancelled
+            task.cancel()
+            raise
+        finally:
+            gone.cancel()
+        if not task.done():
+            task.cancel()
+            raise not_connected(f"{what} (the connection was lost meanwhile)")
+        return task.result()
+
     def _lost(self) -> None:
         """The server ended our session: drop the room and stop our feeds (tracked)."""
+        self._gone.set()
         self._room = None
         self._stop_watching_teardown()
         for track in self._published.values():

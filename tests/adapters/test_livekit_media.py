@@ -315,3 +315,26 @@ async def test_an_rtc_room_disconnected_directly_is_seen_as_left_every_time(room
             attempt
         assert media.connection_state is ConnectionState.DISCONNECTED and media.rtc_room is None
         events.seen.clear()
+
+
+async def test_a_publish_rtc_never_answers_ends_when_the_connection_is_lost(room: Room) -> None:
+    """After a LiveKit restart rtc's ``publish_track`` could wait for good on the dead
+    connection (the random walk's stuck resync); a publish must end with the connection.
+    rtc's hang is played by a publish that never answers; the server then removes us."""
+    media = await room.join("hung", "microphone")
+    rtc_room = media.rtc_room
+    assert rtc_room is not None
+    waiting = asyncio.Event()
+
+    async def never_answers(*args: object, **kwargs: object) -> None:
+        waiting.set()
+        await asyncio.Event().wait()
+
+    rtc_room.local_participant.publish_track = never_answers  # type: ignore[method-assign]
+    publishing = asyncio.create_task(media.set_microphone(True))
+    await asyncio.wait_for(waiting.wait(), WAIT)
+    await room.control.remove_participant(room.name, "hung")
+    with pytest.raises(UTDStreamException) as lost:
+        await asyncio.wait_for(publishing, WAIT)
+    assert lost.value.code == ErrorCode.NOT_CONNECTED
+    assert not media.microphone_enabled

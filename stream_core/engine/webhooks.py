@@ -42,6 +42,10 @@ __all__ = ["WebhookService"]
 
 _log = logging.getLogger("utd_stream.engine")
 _LEAVES = frozenset({"participant_left", "participant_connection_aborted"})
+#: The events the engine acts on; the others (room_started, track_published, ...) are
+#: answered and not recorded: a join would otherwise cost the store two writes more for
+#: its room_started, while the joiner is still connecting.
+APPLIED_EVENTS = _LEAVES | {"participant_joined", "room_finished"}
 _LEASE_SECONDS = 30.0
 
 
@@ -56,7 +60,10 @@ class WebhookService(CallService):
         self._appliers: set[asyncio.Task[None]] = set()
 
     async def receive(self, event: WebhookEvent) -> bool:
-        """Record ``event`` (False: a replay of one already recorded) and apply it soon."""
+        """Record ``event`` (False: a replay of one already recorded) and apply it soon.
+        An event the engine does not act on is taken (True) without being recorded."""
+        if event.event not in APPLIED_EVENTS:
+            return True
         fresh = await self._store(self.store.record_webhook, event, self._clock())
         if fresh:
             task = asyncio.get_running_loop().create_task(self._apply_room_events(event.room))

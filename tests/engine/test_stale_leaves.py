@@ -229,6 +229,18 @@ async def test_the_inbox_keeps_each_events_time(world: World) -> None:
         assert legacy.created_at == 0.0
 
 
+async def test_events_the_engine_does_not_act_on_are_taken_without_being_recorded(
+        world: World) -> None:
+    """A join's room_started (and track events) would cost the store writes while the
+    joiner is still connecting; only what the engine acts on is kept in the inbox."""
+    for kind in ("room_started", "track_published", "track_unpublished"):
+        assert await world.service.receive(WebhookEvent(uuid.uuid4().hex, kind, LK, "g", "PA_X"))
+    assert world.store.pending_webhooks(10, LK) == []
+    assert await world.service.receive(WebhookEvent("EV_l", "participant_left", LK, "g", "PA_X"))
+    assert [e.event for e in world.store.pending_webhooks(10, LK)] == ["participant_left"]
+    await world.service.settle_webhooks()
+
+
 def _signed(body: str, key: str, secret: str) -> dict[str, str]:
     digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
     token = lk_api.AccessToken(key, secret).with_sha256(digest).to_jwt()

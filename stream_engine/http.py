@@ -272,6 +272,7 @@ def create_app(config: EngineConfig, *, store: Store | None = None,
         for task in loops:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
+        await service.outbox.stop()
         await service.stop_webhooks()
         await control.aclose()
         if own_store:

@@ -180,6 +180,7 @@ class FakeEngine:
         for task in (self._worker, self._outbox):
             task.cancel()
         await asyncio.gather(self._worker, self._outbox, return_exceptions=True)
+        await self.service.outbox.stop()
         await self.service.stop_webhooks()
 
     async def _handle_webhooks(self) -> None:

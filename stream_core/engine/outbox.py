@@ -10,7 +10,9 @@ backoff; a crash between the commit and the media server loses nothing, because 
 start (or any worker's loop) finds the effect still pending.
 
 The request that made a change drains its room at once, so the normal path costs one
-round of the media server's API, as it did before there was an outbox.
+round of the media server's API, as it did before there was an outbox. A new room's
+creation is the exception: it is drained in the background (:meth:`Outbox.drain_soon`)
+while the first token, which can create the room itself, is already on its way.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class Outbox:
         self._owner = uuid.uuid4().hex
         self._locks = KeyedLocks()
         self._wake = asyncio.Event()
+        self._soon: dict[str, asyncio.Task[None]] = {}
 
     async def drain(self, room: str) -> None:
         """Apply ``room``'s due effects now (returns early if another applier has them)."""
@@ -105,6 +108,34 @@ class Outbox:
             finally:
                 if self._leases:
                     await asyncio.to_thread(self.store.release, f"outbox:{room}", self._owner)
+
+    def drain_soon(self, room: str) -> None:
+        """Drain ``room`` in the background; :meth:`draining` is true until that is done.
+        What it fails to apply stays due for :meth:`run`, as after any failed drain."""
+        if room in self._soon:
+            return
+        task = asyncio.get_running_loop().create_task(self.drain(room),
+                                                      name=f"utd-outbox-drain:{room}")
+        self._soon[room] = task
+        task.add_done_callback(lambda done: self._drained(room, done))
+
+    def draining(self, room: str) -> bool:
+        """True while a :meth:`drain_soon` of ``room`` is under way."""
+        return room in self._soon
+
+    async def stop(self) -> None:
+        """Cancel the background drains (what they had not applied stays due)."""
+        tasks = list(self._soon.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _drained(self, room: str, task: asyncio.Task[None]) -> None:
+        if self._soon.get(room) is task:
+            del self._soon[room]
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("draining %s failed (kept for a retry): %s", room, task.exception())
+            self._wake.set()
 
     async def run(self, *, poll: float = 0.5) -> None:
         """Apply whatever is due anywhere (effects a crash or a failure left behind): on

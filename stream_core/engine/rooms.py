@@ -79,7 +79,8 @@ class RoomService(ServiceBase):
                 "bearer only)", field="room_name" if room_name is None else "stream_type")
         lk_name = livekit_room_name(app.app_id, room_name)
         kind = stream_type
-        if role != "host" and seat_count is None and seat_mode is None \
+        opening = self.outbox.draining(lk_name)
+        if role != "host" and seat_count is None and seat_mode is None and not opening \
                 and self.store.knows_room(app.app_id, room_name):
             # a plain viewer or listener: its own presence row, the room untouched (a room
             # this process has not seen, new most likely, goes through its own change)
@@ -114,13 +115,13 @@ class RoomService(ServiceBase):
 
         _, sources, state, fresh, _, version = await self._store(
             self.store.mutate_room, app.app_id, room_name, lk_name, change, outbox, [identity])
-        # The room exists on the media server before anyone holds a token for it: a later
-        # joiner's token (a viewer's, minted without touching the room) creates a missing
-        # room without the engine's state. Not waiting here let such a join win the race.
-        await self.outbox.drain(lk_name)
-        # If the media server could not take the create (it stays in the outbox), the first
-        # token still creates the room as the engine would.
-        setup = RoomSetup(metadata=state) if fresh else None
+        # A new room is created on the media server off the join's critical path: until
+        # that is done, every token this process mints for it can create it as the engine
+        # would (the room's state as metadata), so whichever joiner connects first finds
+        # the engine's state. The outbox's create and state pushes follow, in order.
+        if fresh:
+            self.outbox.drain_soon(lk_name)
+        setup = RoomSetup(metadata=state) if fresh or opening else None
         return await self._grant(app.app_id, identity, room_name, lk_name, name, sources,
                                  version, setup=setup)
 

@@ -19,7 +19,8 @@ from livekit import rtc
 
 from bench.paired import Paired, quartiles, run_pairs, spread
 from bench.rig import (
-    TIMEOUT, Clients, Endpoints, Plan, Raw, event, ms, subscribed, subscribed_to,
+    TIMEOUT, Clients, Endpoints, Plan, Raw, event, ms, room_options, subscribed,
+    subscribed_to,
 )
 from stream_core import UTDSession, UTDStreamType
 from stream_devstack.stack import LocalStack
@@ -113,7 +114,7 @@ async def call_pairs(stack: LocalStack, ends: Endpoints, clients: Clients, plan:
             r = rtc.Room()
             got = event(r, "track_subscribed",
                          subscribed(other, rtc.TrackSource.SOURCE_MICROPHONE))
-            await r.connect(ends.livekit, tokens[who], rtc.RoomOptions(auto_subscribe=True))
+            await r.connect(ends.livekit, tokens[who], room_options())
             marks.setdefault(f"{who}: connected", ms(t0))
             await raw.publish(r, "microphone")
             marks.setdefault(f"{who}: published", ms(t0))

@@ -40,7 +40,8 @@ from livekit import rtc
 from bench.call_setup import call_pairs, milestone_rows
 from bench.paired import Paired, run_pairs
 from bench.rig import (
-    SOURCES, TIMEOUT, Clients, Endpoints, Plan, Raw, event, ms, subscribed, subscribed_to,
+    SOURCES, TIMEOUT, Clients, Endpoints, Plan, Raw, event, ms, room_options, subscribed,
+    subscribed_to,
 )
 from stream_core.engine.settings import AppConfig
 from stream_core.names import livekit_room_name
@@ -78,7 +79,7 @@ async def join_pairs(stack: LocalStack, ends: Endpoints, clients: Clients, plan:
         token = raw.token(f"raw-j-{uuid.uuid4().hex[:8]}", "joiner")
         room = rtc.Room()
         t0 = time.perf_counter()
-        await room.connect(ends.livekit, token, rtc.RoomOptions(auto_subscribe=True))
+        await room.connect(ends.livekit, token, room_options())
         took = ms(t0)
         await room.disconnect()
         return took
@@ -116,7 +117,7 @@ async def visible_pairs(stack: LocalStack, ends: Endpoints, clients: Clients, pl
         seen = event(raw_watcher, "participant_connected", lambda p: p.identity == who)
         room = rtc.Room()
         t0 = time.perf_counter()
-        await room.connect(ends.livekit, token, rtc.RoomOptions(auto_subscribe=True))
+        await room.connect(ends.livekit, token, room_options())
         await asyncio.wait_for(seen.wait(), TIMEOUT)
         took = ms(t0)
         await room.disconnect()

@@ -26,7 +26,7 @@ from typing import Any
 
 from stream_core.effects import Effect, ParticipantRemoved, PublishChanged, RoomClosed
 from stream_core.engine.locks import KeyedLocks
-from stream_core.engine.loops import every
+from stream_core.engine.loops import Background, every
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.ports import ControlPort, MediaEffect, StorePort
 
@@ -93,7 +93,7 @@ class Outbox:
         self._owner = uuid.uuid4().hex
         self._locks = KeyedLocks()
         self._wake = asyncio.Event()
-        self._soon: dict[str, asyncio.Task[None]] = {}
+        self._soon = Background(on_failure=self.wake)
 
     async def drain(self, room: str) -> None:
         """Apply ``room``'s due effects now (returns early if another applier has them)."""
@@ -112,30 +112,19 @@ class Outbox:
     def drain_soon(self, room: str) -> None:
         """Drain ``room`` in the background; :meth:`draining` is true until that is done.
         What it fails to apply stays due for :meth:`run`, as after any failed drain."""
-        if room in self._soon:
-            return
-        task = asyncio.get_running_loop().create_task(self.drain(room),
-                                                      name=f"utd-outbox-drain:{room}")
-        self._soon[room] = task
-        task.add_done_callback(lambda done: self._drained(room, done))
+        self._soon.start(self.drain(room), f"utd-outbox-drain:{room}", key=room)
 
     def draining(self, room: str) -> bool:
         """True while a :meth:`drain_soon` of ``room`` is under way."""
-        return room in self._soon
+        return self._soon.running(room)
+
+    async def settle(self) -> None:
+        """Wait until the background drains are done (tests)."""
+        await self._soon.settle()
 
     async def stop(self) -> None:
         """Cancel the background drains (what they had not applied stays due)."""
-        tasks = list(self._soon.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def _drained(self, room: str, task: asyncio.Task[None]) -> None:
-        if self._soon.get(room) is task:
-            del self._soon[room]
-        if not task.cancelled() and task.exception() is not None:
-            _log.warning("draining %s failed (kept for a retry): %s", room, task.exception())
-            self._wake.set()
+        await self._soon.stop()
 
     async def run(self, *, poll: float = 0.5) -> None:
         """Apply whatever is due anywhere (effects a crash or a failure left behind): on

@@ -31,7 +31,7 @@ from stream_core.effects import Effect
 from stream_core.engine.base import state_json
 from stream_core.engine.calls import CallService
 from stream_core.engine.locks import KeyedLocks
-from stream_core.engine.loops import every
+from stream_core.engine.loops import Background, every
 from stream_core.engine.outbox import effects_of, grant_effect, remove_effect
 from stream_core.errors import ErrorCode, UTDStreamException
 from stream_core.ports import MediaEffect, WebhookEvent
@@ -57,7 +57,7 @@ class WebhookService(CallService):
         self._event_locks = KeyedLocks()
         self._event_owner = uuid.uuid4().hex
         self._events_wake = asyncio.Event()
-        self._appliers: set[asyncio.Task[None]] = set()
+        self._appliers = Background(on_failure=self._events_wake.set)
 
     async def receive(self, event: WebhookEvent) -> bool:
         """Record ``event`` (False: a replay of one already recorded) and apply it soon.
@@ -66,9 +66,8 @@ class WebhookService(CallService):
             return True
         fresh = await self._store(self.store.record_webhook, event, self._clock())
         if fresh:
-            task = asyncio.get_running_loop().create_task(self._apply_room_events(event.room))
-            self._appliers.add(task)
-            task.add_done_callback(self._applied)
+            self._appliers.start(self._apply_room_events(event.room),
+                                 f"utd-webhooks:{event.room}")
         return fresh
 
     async def run_webhooks(self, *, poll: float = 1.0) -> None:
@@ -82,14 +81,11 @@ class WebhookService(CallService):
 
     async def settle_webhooks(self) -> None:
         """Wait until every event received so far is applied (tests, shutdown)."""
-        while self._appliers:
-            await asyncio.gather(*list(self._appliers), return_exceptions=True)
+        await self._appliers.settle()
 
     async def stop_webhooks(self) -> None:
         """Stop applying now (what is recorded stays for the next start)."""
-        for task in list(self._appliers):
-            task.cancel()
-        await asyncio.gather(*list(self._appliers), return_exceptions=True)
+        await self._appliers.stop()
 
     # -- the events -----------------------------------------------------------------
     async def participant_left(self, livekit_room: str, identity: str, *,
@@ -211,12 +207,6 @@ class WebhookService(CallService):
                                           hidden=event.hidden, sid=event.sid)
         elif event.event == "room_finished":
             await self.room_finished(event.room)
-
-    def _applied(self, task: asyncio.Task[None]) -> None:
-        self._appliers.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.warning("applying webhooks failed (kept for a retry): %s", task.exception())
-            self._events_wake.set()
 
     async def _replaced(self, livekit_room: str, identity: str, sid: str) -> bool:
         """True if the media server has ``identity`` in the room under another connection

@@ -101,8 +101,7 @@ async def test_tokens_minted_while_the_room_is_being_created_can_create_it_with_
         assert early is not None and json.loads(early.metadata)["stage"]["host"] == "host"
     finally:
         livekit.gate.set()
-    while service.outbox.draining(LK_ROOM):
-        await asyncio.sleep(0)  # the drain task runs on this loop; it is released above
+    await asyncio.wait_for(service.outbox.settle(), 5)
     assert livekit.created == [LK_ROOM]
     await _mint(service, "late-viewer")
     assert livekit.setups["late-viewer"] is None  # LiveKit has the room: a plain token
@@ -117,7 +116,6 @@ async def test_a_failed_creation_stays_due_for_the_outbox(
 
     livekit.create_room = down  # type: ignore[method-assign]
     await _mint(service, "host", role="host")
-    while service.outbox.draining(LK_ROOM):
-        await asyncio.sleep(0.01)  # bounded by the drain's one failed call
+    await asyncio.wait_for(service.outbox.settle(), 5)
     due = await asyncio.to_thread(service.store.rooms_with_due_effects, float("inf"), 10)
     assert LK_ROOM in due and livekit.created == []

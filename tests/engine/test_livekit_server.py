@@ -147,7 +147,9 @@ def test_start_reports_early_exit_with_output_tail(tmp_path: Path) -> None:
 @pytest.mark.livekit
 def test_stop_is_bounded_with_connected_participant(livekit_server: LiveKitServer) -> None:
     """livekit-server's first SIGTERM waits for participants to leave *forever*; stop() must
-    escalate to the forced shutdown, and the client must be told the server went away."""
+    escalate to the forced shutdown, and the client must notice the server went away: told
+    (``disconnected``), or, when the server closed its signal stream asking it to resume
+    (seen with v1.13.5), by trying to reconnect (``reconnecting``)."""
     with LiveKitServer(livekit_server.binary) as server:
         config_path = server.config_path
         assert config_path is not None and config_path.exists()
@@ -156,6 +158,7 @@ def test_stop_is_bounded_with_connected_participant(livekit_server: LiveKitServe
             room = rtc.Room()
             gone = asyncio.Event()
             room.on("disconnected", lambda reason: gone.set())
+            room.on("reconnecting", lambda: gone.set())
             async with connected(
                 room, server.url, _token(server, "stopper", _room_name("stop"), can_publish=False)
             ):
@@ -163,7 +166,7 @@ def test_stop_is_bounded_with_connected_participant(livekit_server: LiveKitServe
                 await asyncio.to_thread(server.stop)
                 assert time.monotonic() - started < 4.0
                 assert not server.running
-                await _wait(gone, "disconnected after server stop")
+                await _wait(gone, "disconnected or reconnecting after server stop")
 
         asyncio.run(body())
     assert not config_path.exists()  # temp dir with the secret is removed

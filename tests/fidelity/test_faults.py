@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from stream_core import Rejoined, UTDStreamException
+from stream_core import Rejoined, SessionResynced, UTDStreamException
 from stream_core.engine.settings import AppConfig
 from stream_core.names import livekit_room_name
 from stream_devstack.stack import LocalStack
@@ -64,12 +64,12 @@ async def test_every_session_is_back_with_its_grants_after_a_livekit_restart(wor
     await p1.audio.take_seat(1)
     await world.host.live.invite_to_stage(p1.identity)
     await world.converge()
-    rejoined: list[Any] = []
+    recovered: list[Any] = []
 
     async def watch() -> None:
         async for event in p1.audio.events:
-            if isinstance(event, Rejoined):
-                rejoined.append(event)
+            if isinstance(event, (Rejoined, SessionResynced)):
+                recovered.append(event)
     watcher = asyncio.create_task(watch())
     started = time.monotonic()
     await world.restart_livekit(hard=hard)
@@ -81,8 +81,12 @@ async def test_every_session_is_back_with_its_grants_after_a_livekit_restart(wor
     print(f"\nLiveKit restart ({'SIGKILL' if hard else 'SIGTERM'}): server down+up "
           f"{up - started:.2f} s, every session back with the engine's grants "
           f"{back - up:.2f} s after it answered ({back - started:.2f} s in all)")
-    if not hard:  # told it shut down: the sessions rejoined on their own
-        assert rejoined, "p1's audio session did not report a rejoin"
+    if not hard:
+        # Stopped with SIGTERM, livekit-server v1.13.5 either sends its clients a leave (the
+        # session rejoins with a fresh token: Rejoined) or closes their signal streams
+        # asking them to resume (rtc reconnects by itself, the session resyncs:
+        # SessionResynced); seen both ways. Either way the session came back on its own.
+        assert recovered, "p1's audio session did not come back by itself"
     assert back - up < 15.0
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from stream_core.engine.settings import AppConfig
+from stream_core.engine.webhooks import APPLIED_EVENTS
 from stream_devstack.livekit_process import LiveKitServer
 from stream_devstack.postgres import PostgresCluster
 from stream_devstack.sidecars import RedisServer, Toxiproxy
@@ -209,6 +210,7 @@ class ClusterStack:
         for _ in range(2):
             node = LiveKitServer(api_key=self.api_key, api_secret=self.api_secret,
                                  webhook_urls=[self.webhook_url],
+                                 webhook_events=APPLIED_EVENTS,
                                  redis_address=self.redis.address)
             self.nodes.append(node)
             node.start(timeout=max(1.0, deadline - time.monotonic()))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -65,11 +65,13 @@ def pick_ports() -> ServerPorts:
 
 def server_config(ports: ServerPorts, *, api_key: str, api_secret: str,
                   webhook_urls: Sequence[str], log_level: str,
-                  redis_address: str | None = None) -> dict[str, Any]:
+                  redis_address: str | None = None,
+                  webhook_events: Collection[str] | None = None) -> dict[str, Any]:
     """The config mapping for one launch; a ``webhook`` section signed with ``api_key`` is
     added only when there are ``webhook_urls``, a ``redis`` section (LiveKit's multi-node
     mode: nodes sharing one Redis route rooms among themselves) only with ``redis_address``
-    (``host:port``)."""
+    (``host:port``). ``webhook_events``: the only events sent (LiveKit's
+    ``filter_params.include_events``); ``None`` sends all."""
     config: dict[str, Any] = {
         "port": ports.http,
         "bind_addresses": [LOOPBACK],
@@ -86,6 +88,8 @@ def server_config(ports: ServerPorts, *, api_key: str, api_secret: str,
     }
     if webhook_urls:
         config["webhook"] = {"api_key": api_key, "urls": list(webhook_urls)}
+        if webhook_events is not None:
+            config["webhook"]["filter_params"] = {"include_events": sorted(webhook_events)}
     if redis_address:
         config["redis"] = {"address": redis_address}
     return config

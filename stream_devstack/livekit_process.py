@@ -23,7 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -76,6 +76,7 @@ class LiveKitServer:
         log_level: str = "warn",
         stop_timeout: float = 5.0,
         redis_address: str | None = None,
+        webhook_events: Collection[str] | None = None,
     ) -> None:
         """Configure (but do not start) a server.
 
@@ -96,6 +97,10 @@ class LiveKitServer:
             redis_address: ``host:port`` of a Redis shared with other nodes (LiveKit's
                 multi-node mode, see :class:`stream_devstack.cluster.ClusterStack`); the
                 nodes must then share ``api_key``/``api_secret``.
+            webhook_events: the only webhook events the server sends (``None``: all). An
+                engine passes the events it acts on, so the others (``room_started`` at a
+                room's first join, track events) cost neither the server nor the engine a
+                request while the joiner is still connecting.
         """
         self._binary_arg = binary
         self._api_key = api_key or f"API{secrets.token_hex(6)}"
@@ -108,6 +113,7 @@ class LiveKitServer:
         self._log_level = log_level
         self._stop_timeout = stop_timeout
         self._redis_address = redis_address
+        self._webhook_events = None if webhook_events is None else frozenset(webhook_events)
 
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
@@ -303,7 +309,7 @@ class LiveKitServer:
         write_config(self._config_path, server_config(
             ports, api_key=self._api_key, api_secret=self._api_secret,
             webhook_urls=self._webhook_urls, log_level=self._log_level,
-            redis_address=self._redis_address))
+            redis_address=self._redis_address, webhook_events=self._webhook_events))
         self._log_path = tmp / "livekit-server.log"
         self._log_file = open(self._log_path, "wb")  # noqa: SIM115 - closed in cleanup
 

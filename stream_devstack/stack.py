@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from stream_core.engine.settings import AppConfig
+from stream_core.engine.webhooks import APPLIED_EVENTS
 from stream_devstack.livekit_process import LiveKitServer
 
 __all__ = ["LocalStack", "free_port"]
@@ -60,7 +61,8 @@ class LocalStack:
         self._engine_args = list(engine_args)
         self._engine_env = dict(engine_env or {})
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.livekit = LiveKitServer(webhook_urls=[f"{self.base_url}/api/v1/livekit/webhook"])
+        self.livekit = LiveKitServer(webhook_urls=[f"{self.base_url}/api/v1/livekit/webhook"],
+                                     webhook_events=APPLIED_EVENTS)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 

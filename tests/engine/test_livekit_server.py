@@ -23,8 +23,8 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import jwt
@@ -172,9 +172,9 @@ def test_stop_is_bounded_with_connected_participant(livekit_server: LiveKitServe
     assert not config_path.exists()  # temp dir with the secret is removed
 
 
-@pytest.mark.livekit
-def test_webhook_section_delivers_signed_events(livekit_server: LiveKitServer) -> None:
-    """The generated ``webhook`` config is accepted and events are signed with api_key."""
+@contextmanager
+def _webhook_receiver() -> Iterator[tuple[str, queue.Queue[tuple[str, bytes]]]]:
+    """A plain HTTP receiver on loopback: its URL, and the (Authorization, body) it got."""
     deliveries: queue.Queue[tuple[str, bytes]] = queue.Queue()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -190,24 +190,51 @@ def test_webhook_section_delivers_signed_events(livekit_server: LiveKitServer) -
     receiver_http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=receiver_http.serve_forever, daemon=True)
     thread.start()
-    hook_url = f"http://127.0.0.1:{receiver_http.server_address[1]}/hook"
     try:
-        with LiveKitServer(livekit_server.binary, webhook_urls=hook_url) as server:
-            room_name = _room_name("hook")
-
-            async def body() -> None:
-                async with LiveKitControl(server.url, server.api_key, server.api_secret) as c:
-                    await c.create_room(room_name, empty_timeout=30)
-
-            asyncio.run(body())
-            auth, payload = deliveries.get(timeout=EVENT_TIMEOUT_S)
-            verifier = api.WebhookReceiver(api.TokenVerifier(server.api_key, server.api_secret))
-            event = verifier.receive(payload.decode(), auth)
-            assert (event.event, event.room.name) == ("room_started", room_name)
+        yield f"http://127.0.0.1:{receiver_http.server_address[1]}/hook", deliveries
     finally:
         receiver_http.shutdown()
         receiver_http.server_close()
         thread.join(timeout=5)
+
+
+@pytest.mark.livekit
+def test_webhook_section_delivers_signed_events(livekit_server: LiveKitServer) -> None:
+    """The generated ``webhook`` config is accepted and events are signed with api_key."""
+    with _webhook_receiver() as (hook_url, deliveries), \
+            LiveKitServer(livekit_server.binary, webhook_urls=hook_url) as server:
+        room_name = _room_name("hook")
+
+        async def body() -> None:
+            async with LiveKitControl(server.url, server.api_key, server.api_secret) as c:
+                await c.create_room(room_name, empty_timeout=30)
+
+        asyncio.run(body())
+        auth, payload = deliveries.get(timeout=EVENT_TIMEOUT_S)
+        verifier = api.WebhookReceiver(api.TokenVerifier(server.api_key, server.api_secret))
+        event = verifier.receive(payload.decode(), auth)
+        assert (event.event, event.room.name) == ("room_started", room_name)
+
+
+@pytest.mark.livekit
+def test_webhook_events_filter_what_the_server_sends(livekit_server: LiveKitServer) -> None:
+    """With ``webhook_events`` the server sends only those: a room created and deleted
+    reaches the receiver as its room_finished alone, never as a room_started first."""
+    with _webhook_receiver() as (hook_url, deliveries), \
+            LiveKitServer(livekit_server.binary, webhook_urls=hook_url,
+                          webhook_events={"room_finished"}) as server:
+        room_name = _room_name("filtered")
+
+        async def body() -> None:
+            async with LiveKitControl(server.url, server.api_key, server.api_secret) as c:
+                await c.create_room(room_name, empty_timeout=30)
+                await c.delete_room(room_name)
+
+        asyncio.run(body())
+        auth, payload = deliveries.get(timeout=EVENT_TIMEOUT_S)
+        verifier = api.WebhookReceiver(api.TokenVerifier(server.api_key, server.api_secret))
+        event = verifier.receive(payload.decode(), auth)
+        assert (event.event, event.room.name) == ("room_finished", room_name)
 
 
 def test_missing_binary_is_reported(tmp_path: Path) -> None:

@@ -34,17 +34,20 @@ from stream_core.engine.locks import KeyedLocks
 from stream_core.engine.loops import Background, every
 from stream_core.engine.outbox import effects_of, grant_effect, remove_effect
 from stream_core.errors import ErrorCode, UTDStreamException
+from stream_core.names import parse_livekit_name
 from stream_core.ports import MediaEffect, WebhookEvent
 from stream_core.rooms import Room
 from stream_core.rooms.hosting import snapshot_publish_sources
 
-__all__ = ["WebhookService"]
+__all__ = ["APPLIED_EVENTS", "WebhookService"]
 
 _log = logging.getLogger("utd_stream.engine")
 _LEAVES = frozenset({"participant_left", "participant_connection_aborted"})
 #: The events the engine acts on; the others (room_started, track_published, ...) are
 #: answered and not recorded: a join would otherwise cost the store two writes more for
-#: its room_started, while the joiner is still connecting.
+#: its room_started, while the joiner is still connecting. A media server is best told to
+#: send only these (LiveKit: ``webhook.filter_params.include_events``; the dev stacks do),
+#: which spares both sides the request.
 APPLIED_EVENTS = _LEAVES | {"participant_joined", "room_finished"}
 _LEASE_SECONDS = 30.0
 
@@ -104,11 +107,12 @@ class WebhookService(CallService):
             _log.info("participant_left of a replaced session ignored (%s is still in %s)",
                       identity, livekit_room)
             return
-        found_call = await self._store(self.store.call_by_livekit_name, livekit_room)
-        if found_call is not None:
-            await self.drop_call(*found_call)
+        if _kind(livekit_room) == "call":
+            found_call = await self._store(self.store.call_by_livekit_name, livekit_room)
+            if found_call is not None:
+                await self.drop_call(*found_call)
             return
-        found = await self._store(self.store.room_by_livekit_name, livekit_room)
+        found = _room_of(livekit_room)
         if found is None:
             return
         app_id, room_name = found
@@ -120,17 +124,21 @@ class WebhookService(CallService):
 
         def change(room: Room | None) -> tuple[Room, tuple[list[Effect], str | None,
                                                           str | None]]:
-            assert room is not None  # found by its media-server name: it exists
+            if room is None:  # it had a member a moment ago; gone since, nothing to free
+                raise _Gone()
             stale = room.presence.stale_leave(identity, sid, created_at)
             if stale is not None:
                 return room, ([], None, stale)
             effects = room.leave(identity)
             return room, (effects, state_json(room), None)
 
-        _, _, stale = await self._store(self.store.mutate_room, app_id, room_name,
-                                        livekit_room, change,
-                                        lambda r: effects_of(livekit_room, r[0], r[1]),
-                                        [identity])
+        try:
+            _, _, stale = await self._store(self.store.mutate_room, app_id, room_name,
+                                            livekit_room, change,
+                                            lambda r: effects_of(livekit_room, r[0], r[1]),
+                                            [identity])
+        except _Gone:
+            return
         if stale is not None:
             _log.info("participant_left of %s in %s frees nothing: %s", identity,
                       livekit_room, stale)
@@ -148,12 +156,13 @@ class WebhookService(CallService):
         Decided under the room's row lock (a change that only records ``sid`` as the
         member's latest connection), so the grant is queued in order with every other
         change of the room, and a leave applied after it is judged against it."""
-        found = await self._store(self.store.room_by_livekit_name, livekit_room)
+        found = _room_of(livekit_room)
         if found is None:
             return
 
         def decide(room: Room | None) -> tuple[Room, list[MediaEffect]]:
-            assert room is not None  # found by its media-server name: it exists
+            if room is None:  # not a room of this engine (or no longer): nothing to admit
+                raise _Gone()
             if identity in room.presence.banned:
                 return room, [remove_effect(livekit_room, identity)]
             if identity not in room.presence.present:
@@ -167,11 +176,16 @@ class WebhookService(CallService):
                 return room, []
             return room, [grant_effect(livekit_room, identity, wanted)]
 
-        await self._store(self.store.mutate_room, found[0], found[1], livekit_room, decide,
-                          lambda effects: effects, [identity])
+        try:
+            await self._store(self.store.mutate_room, found[0], found[1], livekit_room, decide,
+                              lambda effects: effects, [identity])
+        except _Gone:
+            return
         await self.outbox.drain(livekit_room)
 
     async def room_finished(self, livekit_room: str) -> None:
+        if _kind(livekit_room) != "call":
+            return
         found_call = await self._store(self.store.call_by_livekit_name, livekit_room)
         if found_call is not None:
             await self.drop_call(*found_call)
@@ -215,3 +229,26 @@ class WebhookService(CallService):
         present = await self._media("look up", self.control.get_participant(livekit_room,
                                                                              identity))
         return present is not None and present.sid != sid
+
+
+class _Gone(Exception):
+    """A change found no room under the media server's name: it writes nothing."""
+
+
+def _kind(livekit_room: str) -> str | None:
+    """``room`` or ``call``, read from the media server's name (None: not one of ours)."""
+    try:
+        return parse_livekit_name(livekit_room)[1]
+    except ValueError:
+        return None
+
+
+def _room_of(livekit_room: str) -> tuple[str, str] | None:
+    """``(app_id, room_name)`` of a room's media-server name, read from the name itself
+    (:func:`~stream_core.names.livekit_room_name` is reversible): a webhook's handler
+    needs no store read to find its room, while the joiner is still connecting."""
+    try:
+        app_id, kind, name = parse_livekit_name(livekit_room)
+    except ValueError:
+        return None
+    return (app_id, name) if kind == "room" else None

@@ -284,3 +284,17 @@ async def test_the_webhook_endpoint_passes_livekits_created_at(tmp_path: Path) -
     finally:
         await client.close()
         store.close()
+
+
+async def test_events_of_rooms_not_in_the_store_change_nothing(world: World) -> None:
+    """A webhook finds its room from the media room's name, without a store read: one of
+    another system's rooms, a room of ours that does not exist (deleted, or never made),
+    and a call's room all pass through quietly, leaving the store as it was."""
+    missing = livekit_room_name(APP, "never-made")
+    for room in ("someone-elses-room", missing, f"{APP}~call~c0ffee"):
+        await world.service.participant_joined(room, "g", can_publish=False,
+                                               sources=frozenset(), hidden=True, sid="PA_X")
+        await world.service.participant_left(room, "g", sid="PA_X")
+        await world.service.room_finished(room)
+    assert world.store.read_room(APP, "never-made") is None
+    assert world.store.pending_effects(missing, 1e12, 10) == []

@@ -71,6 +71,13 @@ class RestEngine:
                               pool_maxsize=pool_size)
         self._http.mount("http://", adapter)
         self._http.mount("https://", adapter)
+        # The environment (proxies and NO_PROXY, a CA bundle, .netrc) is read once per engine
+        # address, here, instead of by requests at every request: profiled, that reading was
+        # a fifth of a token mint's time in this client. Set the environment before creating
+        # the client.
+        self._environment = {base: _environment(self._http, base)
+                             for base in {self.base_url, self.token_base_url}}
+        self._http.trust_env = False
 
     def __repr__(self) -> str:
         return f"<RestEngine app_id={self._app_id!r} base_url={self.base_url!r}>"
@@ -112,7 +119,8 @@ class RestEngine:
         with _map_errors(url):
             response = self._http.request(
                 method, url, json=json, params=params, headers=headers,
-                timeout=(self._timeouts[0], read_timeout or self._timeouts[1]))
+                timeout=(self._timeouts[0], read_timeout or self._timeouts[1]),
+                **self._environment[base or self.base_url])
         if response.status_code >= 400:
             _raise_for(response)
         if response.status_code == 204 or schema is None:
@@ -128,6 +136,16 @@ class RestEngine:
             raise UTDStreamException(f"the engine's answer is malformed: {exc.message}",
                                      status_code=502, code="bad_response",
                                      field=exc.field) from None
+
+
+def _environment(session: requests.Session, base_url: str) -> dict[str, Any]:
+    """What requests would take from the environment for ``base_url`` (``trust_env``)."""
+    settings = session.merge_environment_settings(base_url, {}, None, None, None)
+    found: dict[str, Any] = {"proxies": settings["proxies"], "verify": settings["verify"]}
+    auth = requests.utils.get_netrc_auth(base_url)
+    if auth is not None:
+        found["auth"] = auth
+    return found
 
 
 @contextmanager

@@ -176,3 +176,27 @@ def test_every_operation_is_requested_at_its_rows_method_and_path(server):
         method, path, headers, body = script.seen[-1]
         assert method == op.http, op
         assert path.split("?")[0] == op.url.format_map({p: f"{p}-x" for p in op.path_params})
+
+
+def test_a_proxy_in_the_environment_is_still_used(server, monkeypatch):
+    """The environment is read once, at construction, not at every request; what it says
+    still holds: with ``HTTP_PROXY`` set, requests go through the proxy (here the scripted
+    server, which sees the absolute URL a proxy is asked for)."""
+    proxy_url, script = server
+    script.answers = [(200, {}, {"rooms": []})]
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    client = engine("http://engine.invalid:9999")
+    monkeypatch.delenv("HTTP_PROXY")  # read once: later changes do not matter
+    client._request("GET", "/api/v1/healthz", None)
+    assert script.seen[0][1] == "http://engine.invalid:9999/api/v1/healthz"
+
+
+def test_no_proxy_in_the_environment_goes_direct(server, monkeypatch):
+    url, script = server
+    script.answers = [(200, {}, {})]
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    engine(url)._request("GET", "/api/v1/healthz", None)
+    assert script.seen[0][1] == "/api/v1/healthz"

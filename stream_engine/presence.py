@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from stream_core.models import UTDStreamType
 from stream_engine.group_commit import GroupCommit
 from stream_engine.schema import presence, rooms
+from stream_engine.statements import AUDIENCE_OF, INSERT_PRESENCE, UPDATE_PRESENCE
 
 __all__ = ["Audience", "load_involved", "write_moves"]
 
@@ -30,9 +31,8 @@ def load_involved(conn: Connection, app_id: str, name: str,
     """The audience rows of ``identities`` (the participants a change involves)."""
     if not identities:
         return {}
-    rows = conn.execute(select(presence.c.identity, presence.c.name).where(
-        presence.c.app_id == app_id, presence.c.room == name,
-        presence.c.identity.in_(list(identities)))).all()
+    rows = conn.execute(AUDIENCE_OF, {"b_app_id": app_id, "b_name": name,
+                                      "b_identities": list(identities)}).all()
     return {r.identity: r.name for r in rows}
 
 
@@ -59,12 +59,11 @@ def write_moves(conn: Connection, app_id: str, name: str,
 
 def _upsert(conn: Connection, app_id: str, name: str, identity: str,
             display: str | None) -> None:
-    done = conn.execute(update(presence).where(
-        presence.c.app_id == app_id, presence.c.room == name,
-        presence.c.identity == identity).values(name=display)).rowcount
+    done = conn.execute(UPDATE_PRESENCE, {"b_app_id": app_id, "b_name": name,
+                                          "b_identity": identity, "name": display}).rowcount
     if not done:
-        conn.execute(insert(presence).values(app_id=app_id, room=name, identity=identity,
-                                             name=display))
+        conn.execute(INSERT_PRESENCE, {"app_id": app_id, "room": name, "identity": identity,
+                                       "name": display})
 
 
 @dataclass(frozen=True, slots=True)

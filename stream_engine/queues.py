@@ -19,12 +19,14 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from stream_core.ports import MediaEffect, WebhookEvent
 from stream_engine.schema import outbox, rooms, webhooks
+from stream_engine.statements import (DELETE_EFFECTS, FORGET_WEBHOOKS, INSERT_EFFECTS,
+                                      INSERT_WEBHOOK, ROOM_EFFECTS, WEBHOOK_APPLIED)
 
 __all__ = ["Queues", "write_effects"]
 
@@ -34,7 +36,7 @@ _KEEP_EVENTS = 3600.0  # seconds an applied event's id is kept to refuse its rep
 def write_effects(conn: Connection, effects: Sequence[MediaEffect]) -> None:
     """Queue ``effects`` in the caller's transaction (the change that caused them)."""
     if effects:
-        conn.execute(insert(outbox), [
+        conn.execute(INSERT_EFFECTS, [
             {"room": e.room, "kind": e.kind, "identity": e.identity, "data": e.data,
              "attempts": 0, "next_try_at": 0.0} for e in effects])
 
@@ -53,8 +55,7 @@ class Queues:
     def pending_effects(self, room: str, now: float, limit: int) -> list[MediaEffect]:
         """``room``'s effects in order, from the first; none if the first is not due yet."""
         with self._db(), self.engine.connect() as conn:
-            rows = conn.execute(select(outbox).where(outbox.c.room == room)
-                                .order_by(outbox.c.seq).limit(limit)).all()
+            rows = conn.execute(ROOM_EFFECTS, {"b_room": room, "b_limit": limit}).all()
         if not rows or rows[0].next_try_at > now:
             return []
         return [MediaEffect(r.room, r.kind, r.identity, r.data, r.seq, r.attempts)
@@ -64,7 +65,7 @@ class Queues:
                        retry_at: float = 0.0) -> None:
         with self._db(), self.engine.begin() as conn:
             if done:
-                conn.execute(delete(outbox).where(outbox.c.seq.in_(list(done))))
+                conn.execute(DELETE_EFFECTS, {"b_seqs": list(done)})
             if failed is not None:
                 conn.execute(update(outbox).where(outbox.c.seq == failed.seq).values(
                     attempts=outbox.c.attempts + 1, next_try_at=retry_at))
@@ -121,11 +122,10 @@ class Queues:
         with self._db():
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(insert(webhooks).values(
-                        event_id=event.event_id, room=event.room, data=data,
-                        received_at=now, applied=0))
-                    conn.execute(delete(webhooks).where(
-                        webhooks.c.applied == 1, webhooks.c.received_at < now - _KEEP_EVENTS))
+                    conn.execute(INSERT_WEBHOOK, {"event_id": event.event_id,
+                                                  "room": event.room, "data": data,
+                                                  "received_at": now, "applied": 0})
+                    conn.execute(FORGET_WEBHOOKS, {"b_before": now - _KEEP_EVENTS})
             except IntegrityError:
                 return False  # a replay: this event id was recorded already
         return True
@@ -148,7 +148,7 @@ class Queues:
 
     def webhook_applied(self, seq: int) -> None:
         with self._db(), self.engine.begin() as conn:
-            conn.execute(update(webhooks).where(webhooks.c.seq == seq).values(applied=1))
+            conn.execute(WEBHOOK_APPLIED, {"b_seq": seq, "applied": 1})
 
     # -- what the reconcile pass looks at -----------------------------------------------
     def active_rooms(self, since: float, limit: int) -> list[str]:

@@ -41,6 +41,7 @@ from stream_engine.migrations import upgrade
 from stream_engine.presence import Audience, load_involved, write_moves
 from stream_engine.queues import Queues, write_effects
 from stream_engine.schema import TABLES, calls, presence, rooms
+from stream_engine.statements import INSERT_ROOM, ROOM_FOR_UPDATE, UPDATE_ROOM
 from stream_engine.wakeups import CHANNEL
 
 __all__ = ["Store", "TABLES"]
@@ -148,9 +149,8 @@ class Store(Queues, Audience):
         for _attempt in range(self._retries):
             try:
                 with self.engine.begin() as conn:
-                    row = conn.execute(select(rooms).where(rooms.c.app_id == app_id,
-                                                           rooms.c.name == name)
-                                       .with_for_update()).first()
+                    row = conn.execute(ROOM_FOR_UPDATE,
+                                       {"b_app_id": app_id, "b_name": name}).first()
                     loaded = None if row is None else self._checkout(row)
                     before: dict[str, str | None] = {}
                     if loaded is not None:
@@ -169,16 +169,15 @@ class Store(Queues, Audience):
                         version = row.row_version  # nothing of the room changed
                     elif row is None:
                         values["updated_at"] = self._clock()
-                        conn.execute(insert(rooms).values(app_id=app_id, name=name,
-                                                          livekit_name=livekit_name,
-                                                          row_version=1, **values))
+                        conn.execute(INSERT_ROOM, {"app_id": app_id, "name": name,
+                                                   "livekit_name": livekit_name,
+                                                   "row_version": 1, **values})
                         version = 1
                     else:
                         values["updated_at"] = self._clock()
-                        done = conn.execute(update(rooms).where(
-                            rooms.c.app_id == app_id, rooms.c.name == name,
-                            rooms.c.row_version == row.row_version,
-                        ).values(row_version=row.row_version + 1, **values))
+                        done = conn.execute(UPDATE_ROOM, {
+                            "b_app_id": app_id, "b_name": name, "b_version": row.row_version,
+                            "row_version": row.row_version + 1, **values})
                         if done.rowcount != 1:
                             raise _Retry()
                         version = row.row_version + 1

@@ -371,7 +371,17 @@ class LiveKitMedia(MediaView):
             await self._close_room(room)
 
     async def _close_room(self, room: rtc.Room) -> None:
+        # livekit-ffi closes a room by dropping its remote tracks' handles and storing
+        # placeholders under the same ids, two steps (rust-sdks #539). A track object
+        # collected between them drops an unknown handle, and livekit-rtc's
+        # FfiHandle.__del__ asserts: an unraisable AssertionError, once in twelve CI runs.
+        # Every remote track is kept referenced until the close is over (late or not), so
+        # none can be collected during it.
+        held = [publication.track for participant in room.remote_participants.values()
+                for publication in participant.track_publications.values()
+                if publication.track is not None]
         closing = asyncio.get_running_loop().create_task(room.disconnect())
+        closing.add_done_callback(lambda _: held.clear())
         done, _ = await asyncio.wait({closing}, timeout=DISCONNECT_TIMEOUT)
         if not done:
             logger.warning("rtc Room.disconnect did not finish in %ss", DISCONNECT_TIMEOUT)

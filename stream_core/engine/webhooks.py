@@ -107,15 +107,15 @@ class WebhookService(CallService):
             _log.info("participant_left of a replaced session ignored (%s is still in %s)",
                       identity, livekit_room)
             return
-        if _kind(livekit_room) == "call":
+        named = _named(livekit_room)
+        if named is None:
+            return
+        app_id, kind, room_name = named
+        if kind == "call":
             found_call = await self._store(self.store.call_by_livekit_name, livekit_room)
             if found_call is not None:
                 await self.drop_call(*found_call)
             return
-        found = _room_of(livekit_room)
-        if found is None:
-            return
-        app_id, room_name = found
         left = await self._store(self.store.leave_audience, app_id, room_name, identity)
         if left is not False:  # a viewer's leave (or nobody's): its own row, nothing pushed
             if left:
@@ -156,9 +156,10 @@ class WebhookService(CallService):
         Decided under the room's row lock (a change that only records ``sid`` as the
         member's latest connection), so the grant is queued in order with every other
         change of the room, and a leave applied after it is judged against it."""
-        found = _room_of(livekit_room)
-        if found is None:
+        named = _named(livekit_room)
+        if named is None or named[1] != "room":
             return
+        app_id, _, room_name = named
 
         def decide(room: Room | None) -> tuple[Room, list[MediaEffect]]:
             if room is None:  # not a room of this engine (or no longer): nothing to admit
@@ -177,14 +178,15 @@ class WebhookService(CallService):
             return room, [grant_effect(livekit_room, identity, wanted)]
 
         try:
-            await self._store(self.store.mutate_room, found[0], found[1], livekit_room, decide,
+            await self._store(self.store.mutate_room, app_id, room_name, livekit_room, decide,
                               lambda effects: effects, [identity])
         except _Gone:
             return
         await self.outbox.drain(livekit_room)
 
     async def room_finished(self, livekit_room: str) -> None:
-        if _kind(livekit_room) != "call":
+        named = _named(livekit_room)
+        if named is None or named[1] != "call":
             return
         found_call = await self._store(self.store.call_by_livekit_name, livekit_room)
         if found_call is not None:
@@ -235,20 +237,12 @@ class _Gone(Exception):
     """A change found no room under the media server's name: it writes nothing."""
 
 
-def _kind(livekit_room: str) -> str | None:
-    """``room`` or ``call``, read from the media server's name (None: not one of ours)."""
+def _named(livekit_room: str) -> tuple[str, str, str] | None:
+    """``(app_id, kind, name)`` read from a media-server name (kind ``room`` or ``call``;
+    None: not one of ours). The names are reversible
+    (:func:`~stream_core.names.livekit_room_name`), so a webhook's handler needs no store
+    read to find its room while the joiner is still connecting."""
     try:
-        return parse_livekit_name(livekit_room)[1]
+        return parse_livekit_name(livekit_room)
     except ValueError:
         return None
-
-
-def _room_of(livekit_room: str) -> tuple[str, str] | None:
-    """``(app_id, room_name)`` of a room's media-server name, read from the name itself
-    (:func:`~stream_core.names.livekit_room_name` is reversible): a webhook's handler
-    needs no store read to find its room, while the joiner is still connecting."""
-    try:
-        app_id, kind, name = parse_livekit_name(livekit_room)
-    except ValueError:
-        return None
-    return (app_id, name) if kind == "room" else None
